@@ -1,0 +1,3 @@
+//! Editor state: buffers, selections, views, commands. No terminal.
+//!
+//! May depend on: doc, workspace, config (and session, later).
