@@ -1,1 +1,5 @@
-fn main() {}
+//! The `lshed` binary: everything lives in the library.
+
+fn main() {
+    std::process::exit(lshed::cli::main());
+}

@@ -1,3 +1,164 @@
 //! The terminal UI: event loop, keymap, widgets, themes.
 //!
+//! [`run`] owns the real terminal: raw mode, the alternate screen, mouse
+//! capture and bracketed paste, and restores all of it on every way out —
+//! normal quit, a panic (hook), SIGTERM and SIGHUP (a signal thread turns
+//! them into events so the loop exits through the same door). Everything
+//! else ([`App`]) is independent of the terminal and is driven in tests
+//! with scripted events on ratatui's `TestBackend`.
+//!
 //! May depend on: editor and everything below it, ratatui, crossterm.
+
+pub mod app;
+pub mod clipboard;
+pub mod input;
+pub mod keymap;
+pub mod render;
+pub mod theme;
+
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
+use crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use crossterm::{cursor, execute};
+use ratatui::backend::{Backend, CrosstermBackend};
+use ratatui::Terminal;
+
+pub use app::{App, AppEvent};
+
+/// How often the loop wakes with no input (notifications expire, the
+/// quick-open index fills).
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// Puts the terminal back as we found it. Safe to call more than once and
+/// from the panic hook.
+pub fn restore_terminal() {
+    let mut out = io::stdout();
+    let _ = execute!(
+        out,
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
+    let _ = disable_raw_mode();
+    let _ = out.flush();
+}
+
+/// Opens `path` in the editor on the real terminal and runs until quit.
+pub fn run(path: &Path) -> anyhow::Result<()> {
+    if !io::stdin().is_terminal() || !io::stdout().is_terminal() {
+        anyhow::bail!("lshed needs a terminal (stdin and stdout must be a tty)");
+    }
+    let loaded = crate::config::load();
+    let mouse = loaded.config.mouse;
+    let mut app =
+        App::new(path, loaded, clipboard::Clipboard::detect()).map_err(anyhow::Error::msg)?;
+
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore_terminal();
+        default_hook(info);
+    }));
+
+    enable_raw_mode()?;
+    let mut stdout = io::stdout();
+    let setup = if mouse {
+        execute!(
+            stdout,
+            EnterAlternateScreen,
+            EnableBracketedPaste,
+            EnableMouseCapture
+        )
+    } else {
+        execute!(stdout, EnterAlternateScreen, EnableBracketedPaste)
+    };
+    if let Err(e) = setup {
+        restore_terminal();
+        return Err(e.into());
+    }
+    let (tx, rx) = mpsc::channel();
+    spawn_input_thread(tx.clone());
+    spawn_signal_thread(tx);
+    let result = (|| -> anyhow::Result<()> {
+        let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        run_loop(&mut terminal, &mut app, &rx, &mut io::stdout())
+    })();
+    restore_terminal();
+    result
+}
+
+/// The event loop, generic over the backend: draw, wait for an event,
+/// apply it (and everything else already queued), repeat.
+pub fn run_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    rx: &Receiver<AppEvent>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()>
+where
+    B::Error: Send + Sync + 'static,
+{
+    loop {
+        terminal.draw(|f| app.render(f))?;
+        for seq in app.pending_output.drain(..) {
+            out.write_all(seq.as_bytes())?;
+            out.flush()?;
+        }
+        if app.should_quit {
+            return Ok(());
+        }
+        match rx.recv_timeout(TICK) {
+            Ok(ev) => app.handle_event(ev),
+            Err(RecvTimeoutError::Timeout) => app.handle_event(AppEvent::Tick),
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+        // Apply everything already waiting before drawing again, so a
+        // paste or a burst of keys costs one frame.
+        while let Ok(ev) = rx.try_recv() {
+            app.handle_event(ev);
+            if app.should_quit {
+                break;
+            }
+        }
+        if app.should_quit {
+            return Ok(());
+        }
+    }
+}
+
+fn spawn_input_thread(tx: mpsc::Sender<AppEvent>) {
+    std::thread::spawn(move || loop {
+        match crossterm::event::read() {
+            Ok(ev) => {
+                if tx.send(AppEvent::Term(ev)).is_err() {
+                    return;
+                }
+            }
+            Err(_) => {
+                // The terminal went away (hang-up): ask the loop to leave.
+                let _ = tx.send(AppEvent::Signal(signal_hook::consts::SIGHUP));
+                return;
+            }
+        }
+    });
+}
+
+fn spawn_signal_thread(tx: mpsc::Sender<AppEvent>) {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            let _ = tx.send(AppEvent::Signal(sig));
+        }
+    });
+}
