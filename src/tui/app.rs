@@ -804,7 +804,7 @@ impl App {
             .filter(|s| !s.contains('\n'));
         let mut bar = self.find.take().unwrap_or_default();
         if let Some(s) = selected {
-            bar.query.set(&s);
+            bar.query.set_selected(&s);
         }
         bar.replace_mode = replace || bar.replace_mode && self.find.is_some();
         bar.on_replace = false;

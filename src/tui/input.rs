@@ -7,6 +7,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 pub struct LineInput {
     text: String,
     cursor: usize,
+    /// The whole text is "selected": typing replaces it (as when find is
+    /// seeded with the editor's selection).
+    all_selected: bool,
 }
 
 /// What a key did to the input.
@@ -26,7 +29,19 @@ impl LineInput {
         Self {
             text: text.to_string(),
             cursor: text.chars().count(),
+            all_selected: false,
         }
+    }
+
+    /// Sets the text, selected, so that typing replaces it.
+    pub fn set_selected(&mut self, s: &str) {
+        self.set(s);
+        self.all_selected = !s.is_empty();
+    }
+
+    /// Whether typing will replace the whole text.
+    pub fn is_all_selected(&self) -> bool {
+        self.all_selected
     }
 
     /// The text.
@@ -50,6 +65,10 @@ impl LineInput {
     /// Inserts text at the cursor (line breaks become spaces: this is a
     /// single line, and a pasted link may arrive wrapped).
     pub fn insert(&mut self, s: &str) {
+        if std::mem::take(&mut self.all_selected) {
+            self.text.clear();
+            self.cursor = 0;
+        }
         let clean: String = s
             .chars()
             .map(|c| {
@@ -77,6 +96,15 @@ impl LineInput {
     pub fn handle_key(&mut self, key: &KeyEvent) -> InputOutcome {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
+        if self.all_selected
+            && matches!(key.code, KeyCode::Backspace | KeyCode::Delete)
+        {
+            self.set("");
+            return InputOutcome::Changed;
+        }
+        if !matches!(key.code, KeyCode::Char(_)) {
+            self.all_selected = false;
+        }
         let len = self.text.chars().count();
         match key.code {
             KeyCode::Char(c) if !ctrl && !alt => {

@@ -326,3 +326,78 @@ mod tests {
         assert_eq!(warnings.len(), 1);
     }
 }
+
+/// Parses a key script such as `hello<ret><C-s>` into key events, for
+/// tests and scripted sessions. Plain characters type themselves; `<...>`
+/// names a key with optional `C-` / `A-` / `S-` prefixes (`<C-S-left>`),
+/// and `<lt>` is a literal `<`.
+pub fn parse_keys(script: &str) -> Result<Vec<KeyEvent>, String> {
+    let mut out = Vec::new();
+    let mut chars = script.chars();
+    while let Some(c) = chars.next() {
+        if c != '<' {
+            out.push(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+            continue;
+        }
+        let mut name = String::new();
+        let mut closed = false;
+        for d in chars.by_ref() {
+            if d == '>' {
+                closed = true;
+                break;
+            }
+            name.push(d);
+        }
+        if !closed {
+            return Err(format!("unclosed '<{name}' in key script"));
+        }
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = name.as_str();
+        loop {
+            if let Some(r) = rest.strip_prefix("C-") {
+                mods |= KeyModifiers::CONTROL;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("A-") {
+                mods |= KeyModifiers::ALT;
+                rest = r;
+            } else if let Some(r) = rest.strip_prefix("S-") {
+                mods |= KeyModifiers::SHIFT;
+                rest = r;
+            } else {
+                break;
+            }
+        }
+        let code = match rest {
+            "lt" => KeyCode::Char('<'),
+            "gt" => KeyCode::Char('>'),
+            "ret" | "enter" => KeyCode::Enter,
+            "esc" => KeyCode::Esc,
+            "tab" if mods.contains(KeyModifiers::SHIFT) => KeyCode::BackTab,
+            "tab" => KeyCode::Tab,
+            "bs" | "backspace" => KeyCode::Backspace,
+            "del" | "delete" => KeyCode::Delete,
+            "space" => KeyCode::Char(' '),
+            other => match KeyChord::parse(other) {
+                Ok(k) => k.code,
+                Err(e) => return Err(e),
+            },
+        };
+        out.push(KeyEvent::new(code, mods));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+
+    #[test]
+    fn parses_scripts() {
+        let keys = parse_keys("a<C-s><S-left><lt><F1><ret>").unwrap();
+        assert_eq!(keys.len(), 6);
+        assert_eq!(keys[1], KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+        assert_eq!(keys[2], KeyEvent::new(KeyCode::Left, KeyModifiers::SHIFT));
+        assert_eq!(keys[3].code, KeyCode::Char('<'));
+        assert!(parse_keys("<C-s").is_err());
+    }
+}
