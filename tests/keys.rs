@@ -24,7 +24,10 @@ fn type_save_and_quit() {
     let file = dir.path().join("notes.txt");
     let mut app = app_at(&file);
     keys(&mut app, "hello 世界 🎉<ret>second line<C-s>");
-    assert_eq!(fs::read_to_string(&file).unwrap(), "hello 世界 🎉\nsecond line");
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        "hello 世界 🎉\nsecond line"
+    );
     assert!(!app.editor.buffer().unwrap().is_dirty());
     keys(&mut app, "<C-q>");
     assert!(app.should_quit);
@@ -80,7 +83,10 @@ fn shift_selection_copy_cut_paste() {
     let dir = folder(&[("t.txt", "alpha beta\n")]);
     let mut app = app_at(&dir.path().join("t.txt"));
     keys(&mut app, "<C-S-right>");
-    assert_eq!(app.editor.buffer().unwrap().selected_text().as_deref(), Some("alpha "));
+    assert_eq!(
+        app.editor.buffer().unwrap().selected_text().as_deref(),
+        Some("alpha ")
+    );
     keys(&mut app, "<C-x>");
     assert_eq!(text(&app), "beta\n");
     keys(&mut app, "<end><C-v>");
@@ -174,7 +180,10 @@ fn quick_open_and_palette() {
     keys(&mut app, "mainrs<ret>");
     assert_eq!(text(&app), "fn main() {}\n");
     keys(&mut app, "<F1>go to line<ret>");
-    assert!(matches!(app.overlay, Some(lshed::tui::app::Overlay::Prompt { .. })));
+    assert!(matches!(
+        app.overlay,
+        Some(lshed::tui::app::Overlay::Prompt { .. })
+    ));
 }
 
 #[test]
@@ -192,7 +201,10 @@ fn tree_create_rename_delete() {
     assert_eq!(app.editor.buffer().unwrap().display_name(), "renamed.txt");
     keys(&mut app, "d");
     let s = screen(&mut app, 80, 12);
-    assert!(s.iter().any(|l| l.contains("Delete the file renamed.txt")), "{s:#?}");
+    assert!(
+        s.iter().any(|l| l.contains("Delete the file renamed.txt")),
+        "{s:#?}"
+    );
     keys(&mut app, "n");
     assert!(dir.path().join("renamed.txt").exists());
     keys(&mut app, "dy");
@@ -278,12 +290,23 @@ fn mouse_click_moves_cursor() {
 
 #[test]
 fn renders_at_every_size_down_to_20x5() {
-    let dir = folder(&[("src/lib.rs", "pub fn x() {}\n"), ("b.txt", "日本語 🎉 wide text\n")]);
+    let dir = folder(&[
+        ("src/lib.rs", "pub fn x() {}\n"),
+        ("b.txt", "日本語 🎉 wide text\n"),
+    ]);
     let mut app = app_at(dir.path());
     keys(&mut app, "<C-p>");
     keys(&mut app, "<esc>");
     app.editor.open(&dir.path().join("b.txt")).unwrap();
-    for (w, h) in [(20, 5), (21, 6), (33, 7), (80, 24), (200, 60), (1, 1), (5, 2)] {
+    for (w, h) in [
+        (20, 5),
+        (21, 6),
+        (33, 7),
+        (80, 24),
+        (200, 60),
+        (1, 1),
+        (5, 2),
+    ] {
         let s = screen(&mut app, w, h);
         assert_eq!(s.len(), h as usize);
         if w >= 20 && h >= 5 {

@@ -96,9 +96,7 @@ impl LineInput {
     pub fn handle_key(&mut self, key: &KeyEvent) -> InputOutcome {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         let alt = key.modifiers.contains(KeyModifiers::ALT);
-        if self.all_selected
-            && matches!(key.code, KeyCode::Backspace | KeyCode::Delete)
-        {
+        if self.all_selected && matches!(key.code, KeyCode::Backspace | KeyCode::Delete) {
             self.set("");
             return InputOutcome::Changed;
         }

@@ -395,7 +395,10 @@ mod script_tests {
     fn parses_scripts() {
         let keys = parse_keys("a<C-s><S-left><lt><F1><ret>").unwrap();
         assert_eq!(keys.len(), 6);
-        assert_eq!(keys[1], KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL));
+        assert_eq!(
+            keys[1],
+            KeyEvent::new(KeyCode::Char('s'), KeyModifiers::CONTROL)
+        );
         assert_eq!(keys[2], KeyEvent::new(KeyCode::Left, KeyModifiers::SHIFT));
         assert_eq!(keys[3].code, KeyCode::Char('<'));
         assert!(parse_keys("<C-s").is_err());

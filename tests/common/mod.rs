@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crossterm::event::{Event, KeyEvent, MouseButton, MouseEvent, MouseEventKind, KeyModifiers};
+use crossterm::event::{Event, KeyEvent, KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
 use lshed::config::{Config, ConfigLoad};
 use lshed::tui::clipboard::Clipboard;
 use lshed::tui::keymap::parse_keys;
@@ -46,7 +46,10 @@ pub fn paste(app: &mut App, text: &str) {
 
 /// A left click at (x, y).
 pub fn click(app: &mut App, x: u16, y: u16) {
-    for kind in [MouseEventKind::Down(MouseButton::Left), MouseEventKind::Up(MouseButton::Left)] {
+    for kind in [
+        MouseEventKind::Down(MouseButton::Left),
+        MouseEventKind::Up(MouseButton::Left),
+    ] {
         app.handle_event(AppEvent::Term(Event::Mouse(MouseEvent {
             kind,
             column: x,
@@ -77,10 +80,15 @@ pub fn screen(app: &mut App, w: u16, h: u16) -> Vec<String> {
 
 /// The active buffer's text.
 pub fn text(app: &App) -> String {
-    app.editor.buffer().map(|b| b.rope().to_string()).unwrap_or_default()
+    app.editor
+        .buffer()
+        .map(|b| b.rope().to_string())
+        .unwrap_or_default()
 }
 
 /// The active buffer's cursor.
 pub fn cursor(app: &App) -> usize {
     app.editor.buffer().map(|b| b.selection.head).unwrap_or(0)
 }
+
+pub mod pty;

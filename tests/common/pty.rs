@@ -1,0 +1,171 @@
+//! Runs the real `lshed` binary in a pseudo-terminal and reads its screen
+//! through a vt100 emulator, as a person would see it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{native_pty_system, Child, CommandBuilder, MasterPty, PtySize};
+
+/// A running lshed in a pty.
+pub struct PtyApp {
+    /// The emulated screen.
+    pub parser: Arc<Mutex<vt100::Parser>>,
+    /// The raw bytes written by the program.
+    pub raw: Arc<Mutex<Vec<u8>>>,
+    writer: Box<dyn Write + Send>,
+    /// The process.
+    pub child: Box<dyn Child + Send + Sync>,
+    /// The pty master.
+    pub master: Box<dyn MasterPty + Send>,
+}
+
+impl PtyApp {
+    /// Starts `lshed ARGS` in `cwd` with a private HOME / config dirs under
+    /// `home`, at `cols`x`rows`.
+    pub fn spawn(args: &[&str], cwd: &Path, home: &Path, cols: u16, rows: u16) -> Self {
+        let pty = native_pty_system();
+        let pair = pty
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .expect("openpty");
+        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_lshed"));
+        cmd.args(args);
+        cmd.cwd(cwd);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("HOME", home);
+        cmd.env("XDG_CONFIG_HOME", home.join(".config"));
+        cmd.env("XDG_STATE_HOME", home.join(".local/state"));
+        cmd.env("XDG_DATA_HOME", home.join(".local/share"));
+        cmd.env("LSHED_CONFIG", home.join(".config/lshed/config.toml"));
+        cmd.env_remove("DISPLAY");
+        cmd.env_remove("WAYLAND_DISPLAY");
+        cmd.env_remove("SSH_TTY");
+        cmd.env_remove("SSH_CONNECTION");
+        let child = pair.slave.spawn_command(cmd).expect("spawn lshed");
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().expect("reader");
+        let writer = pair.master.take_writer().expect("writer");
+        let parser = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let (p2, r2) = (parser.clone(), raw.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if let Ok(mut p) = p2.lock() {
+                            p.process(&buf[..n]);
+                        }
+                        if let Ok(mut r) = r2.lock() {
+                            r.extend_from_slice(&buf[..n]);
+                        }
+                    }
+                }
+            }
+        });
+        Self {
+            parser,
+            raw,
+            writer,
+            child,
+            master: pair.master,
+        }
+    }
+
+    /// The screen as text.
+    pub fn screen(&self) -> String {
+        self.parser
+            .lock()
+            .map(|p| p.screen().contents())
+            .unwrap_or_default()
+    }
+
+    /// Waits until the screen satisfies `pred`; panics with the screen
+    /// after `timeout`.
+    pub fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if pred(&s) {
+                return;
+            }
+            if start.elapsed() > timeout {
+                panic!("timed out waiting for {what}; screen:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for `needle` on screen.
+    pub fn wait_text(&self, needle: &str) {
+        self.wait_for(needle, Duration::from_secs(20), |s| s.contains(needle));
+    }
+
+    /// Sends raw bytes (keys) to the program.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("write to pty");
+        self.writer.flush().expect("flush pty");
+        // Let the program read each burst separately, like typing.
+        std::thread::sleep(Duration::from_millis(30));
+    }
+
+    /// Sends text as a bracketed paste.
+    pub fn paste(&mut self, text: &str) {
+        let mut v = b"\x1b[200~".to_vec();
+        v.extend_from_slice(text.as_bytes());
+        v.extend_from_slice(b"\x1b[201~");
+        self.send(&v);
+    }
+
+    /// Waits for the process to exit (and reaps it).
+    pub fn wait_exit(&mut self, timeout: Duration) -> portable_pty::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader thread drain the last bytes.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("lshed did not exit; screen:\n{}", self.screen());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the terminal is back to normal: main screen, cursor shown,
+    /// no mouse reporting, no bracketed paste, and cooked mode (echo and
+    /// line editing on).
+    pub fn assert_restored(&self) {
+        let p = self.parser.lock().expect("parser");
+        let s = p.screen();
+        assert!(!s.alternate_screen(), "still on the alternate screen");
+        assert!(!s.hide_cursor(), "cursor still hidden");
+        assert!(!s.bracketed_paste(), "bracketed paste still on");
+        assert_eq!(
+            s.mouse_protocol_mode(),
+            vt100::MouseProtocolMode::None,
+            "mouse reporting still on"
+        );
+        if let Some(t) = self.master.get_termios() {
+            use nix::sys::termios::LocalFlags;
+            assert!(
+                t.local_flags.contains(LocalFlags::ICANON),
+                "raw mode left on (ICANON off)"
+            );
+            assert!(
+                t.local_flags.contains(LocalFlags::ECHO),
+                "raw mode left on (ECHO off)"
+            );
+        }
+    }
+}

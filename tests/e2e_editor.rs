@@ -1,0 +1,123 @@
+//! End-to-end: the real binary in a pseudo-terminal. Opens a folder, opens
+//! a file, types (with a bracketed multi-line paste and emoji), saves,
+//! quits, and checks the file on disk and that the terminal was restored —
+//! also when the process is killed by SIGTERM or SIGHUP.
+
+mod common;
+
+use common::pty::PtyApp;
+use std::time::Duration;
+
+const CTRL_P: &[u8] = b"\x10";
+const CTRL_S: &[u8] = b"\x13";
+const CTRL_Q: &[u8] = b"\x11";
+const ENTER: &[u8] = b"\r";
+
+#[test]
+fn edit_paste_save_quit_restores_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.md"), "# Notes\n").unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/lib.rs"), "pub fn x() {}\n").unwrap();
+    let mut app = PtyApp::spawn(&["."], dir.path(), home.path(), 100, 30);
+    app.wait_text("Inactive");
+    app.wait_text("notes.md");
+    app.send(CTRL_P);
+    app.wait_text("Open File");
+    app.send(b"notes");
+    app.wait_for("quick open match", Duration::from_secs(10), |s| {
+        s.contains("> notes")
+    });
+    app.send(ENTER);
+    app.wait_text("# Notes");
+    // End of the document, then type and paste.
+    app.send(b"\x1b[1;5F"); // Ctrl+End
+    app.send("typed 日本 🎉".as_bytes());
+    app.send(ENTER);
+    app.paste("pasted one\npasted two 👩‍💻\n");
+    app.wait_text("pasted two");
+    app.send(CTRL_S);
+    app.wait_text("saved notes.md");
+    app.send(CTRL_Q);
+    let status = app.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+    let on_disk = std::fs::read_to_string(dir.path().join("notes.md")).unwrap();
+    assert_eq!(
+        on_disk,
+        "# Notes\ntyped 日本 🎉\npasted one\npasted two 👩‍💻\n"
+    );
+    app.assert_restored();
+}
+
+#[test]
+fn sigterm_restores_terminal_and_keeps_unsaved_work() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("draft.txt");
+    std::fs::write(&file, "").unwrap();
+    let mut app = PtyApp::spawn(&["draft.txt"], dir.path(), home.path(), 80, 24);
+    app.wait_text("Inactive");
+    app.send(b"unsaved words");
+    app.wait_text("unsaved words");
+    let pid = app.child.process_id().expect("pid");
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    app.wait_exit(Duration::from_secs(10));
+    app.assert_restored();
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "",
+        "the file itself is untouched"
+    );
+    let recovery = home.path().join(".local/state/lshed/recovery");
+    let saved: Vec<_> = std::fs::read_dir(&recovery)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        saved.len(),
+        1,
+        "one recovery file in {}",
+        recovery.display()
+    );
+    assert_eq!(std::fs::read_to_string(&saved[0]).unwrap(), "unsaved words");
+}
+
+#[test]
+fn sighup_restores_terminal() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = PtyApp::spawn(&["."], dir.path(), home.path(), 80, 24);
+    app.wait_text("Inactive");
+    app.child.kill().unwrap(); // portable-pty sends SIGHUP
+    app.wait_exit(Duration::from_secs(10));
+    app.assert_restored();
+}
+
+#[test]
+fn bad_path_is_one_clear_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lshed"))
+        .arg("/definitely/not/here")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no such file or folder"), "{err}");
+}
+
+#[test]
+fn not_a_terminal_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lshed"))
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a terminal"), "{err}");
+}
