@@ -335,8 +335,10 @@ fn help_lists_every_command_with_keys() {
 #[test]
 fn soft_wrap_shows_long_lines_on_several_rows() {
     let dir = folder(&[("t.txt", &"abcdefghij".repeat(10))]);
-    let mut config = lshed::config::Config::default();
-    config.soft_wrap = true;
+    let config = lshed::config::Config {
+        soft_wrap: true,
+        ..Default::default()
+    };
     let mut app = app_with(&dir.path().join("t.txt"), config);
     let s = screen(&mut app, 40, 8);
     let text_rows = s.iter().filter(|l| l.contains("abcdefghij")).count();
