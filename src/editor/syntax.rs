@@ -1,0 +1,1140 @@
+//! Syntax highlighting: language detection and incremental, cached
+//! highlighting of the visible lines of a rope.
+//!
+//! The output is terminal-free: per line, a list of [`Span`]s whose
+//! [`HighlightKind`] the UI maps to a theme key (`syntax.keyword`, ...). The
+//! hundreds of TextMate scopes syntect produces are folded into that small
+//! set of kinds here, so themes stay short.
+//!
+//! # How it stays fast
+//!
+//! Highlighting a line needs the parser state at its start, which depends on
+//! every line above. [`Highlighter`] therefore keeps:
+//!
+//! * **checkpoints**: the parser state at the start of every
+//!   [`CHECKPOINT_INTERVAL`]-th line, extended as the user scrolls and cut
+//!   back by [`Highlighter::invalidate_from`];
+//! * **a line cache** keyed by *(line text, start state)*: a line whose text
+//!   and start state are unchanged is not parsed again. Because the key holds
+//!   no line number, inserting or deleting lines above does not spoil it: after
+//!   a keystroke usually only the edited line is parsed, and the lines below
+//!   come from the cache as soon as the parser state converges again.
+//!
+//! Deliberate approximations (what makes a 1,000,000-line file usable):
+//!
+//! * A window more than [`FAR_JUMP_LINES`] lines past the last exact
+//!   checkpoint is *not* reached by parsing the whole file in between; parsing
+//!   restarts from a fresh state [`APPROX_LOOKBEHIND`] lines above the window.
+//!   Code in that region is usually right, but a block comment or string that
+//!   opened far above is missed. Such states are kept apart from the exact
+//!   ones and are replaced once exact parsing gets there.
+//! * Lines longer than [`MAX_LINE_CHARS`] chars are not parsed (no spans) and
+//!   leave the parser state unchanged: regex engines on huge minified lines
+//!   are what makes editors freeze.
+//! * Plain Text is never parsed.
+//!
+//! May depend on: std, ropey, syntect, two-face. No terminal types.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use ropey::Rope;
+use syntect::parsing::{ParseState, Scope, ScopeStack, SyntaxReference, SyntaxSet};
+
+/// Lines between two stored parser-state checkpoints.
+pub const CHECKPOINT_INTERVAL: usize = 32;
+/// A window starting further than this past the last exact checkpoint is
+/// highlighted approximately (see the module docs) instead of parsing every
+/// line in between.
+pub const FAR_JUMP_LINES: usize = 2_000;
+/// How far above the window approximate parsing starts, so that constructs
+/// opened a little above the window (a doc comment, a string) still come out
+/// right.
+pub const APPROX_LOOKBEHIND: usize = 100;
+/// Lines longer than this (in chars) are not highlighted.
+pub const MAX_LINE_CHARS: usize = 4_096;
+/// Upper bound on cached lines; a screen needs ~100, an editing session a few
+/// thousand.
+const MAX_CACHED_LINES: usize = 8_192;
+/// Display name of the fallback language.
+pub const PLAIN_TEXT: &str = "Plain Text";
+
+static SYNTAX_SET: OnceLock<SyntaxSet> = OnceLock::new();
+
+/// The syntax definitions (syntect's defaults plus bat's extras via
+/// two-face), loaded on first use. Loading takes tens of milliseconds, so the
+/// app may call [`preload`] on a background thread at start.
+fn syntax_set() -> &'static SyntaxSet {
+    // The newline variant: syntect's own docs say its definitions are the
+    // more correct ones; we append '\n' to every line we parse.
+    SYNTAX_SET.get_or_init(two_face::syntax::extra_newlines)
+}
+
+/// Load the syntax definitions now (e.g. on a background thread at start-up)
+/// so that opening the first file does not pay for it. Cheap when already
+/// loaded.
+pub fn preload() {
+    let _ = syntax_set();
+}
+
+/// Whether [`preload`] (or any detection) has loaded the definitions yet.
+pub fn is_loaded() -> bool {
+    SYNTAX_SET.get().is_some()
+}
+
+/// A language the highlighter knows, as detected for a buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Language {
+    /// Display name ("Rust", "Python", "Plain Text", ...).
+    pub name: String,
+    /// Index into the syntax set; `None` for plain text.
+    syntax: Option<usize>,
+}
+
+impl Language {
+    /// Plain text: no highlighting at all.
+    pub fn plain() -> Self {
+        Self {
+            name: PLAIN_TEXT.to_string(),
+            syntax: None,
+        }
+    }
+
+    /// Whether this is plain text (nothing to highlight).
+    pub fn is_plain(&self) -> bool {
+        self.syntax.is_none()
+    }
+
+    /// A language by display name, case-insensitively ("rust", "TOML"); for a
+    /// "set language" command. `None` if unknown.
+    pub fn by_name(name: &str) -> Option<Self> {
+        if name.eq_ignore_ascii_case(PLAIN_TEXT) {
+            return Some(Self::plain());
+        }
+        let set = syntax_set();
+        set.syntaxes()
+            .iter()
+            .position(|s| s.name.eq_ignore_ascii_case(name))
+            .map(|i| Self::from_index(set, i))
+    }
+
+    fn from_index(set: &SyntaxSet, index: usize) -> Self {
+        let syntax = &set.syntaxes()[index];
+        if syntax.name == PLAIN_TEXT {
+            return Self::plain();
+        }
+        Self {
+            name: syntax.name.clone(),
+            syntax: Some(index),
+        }
+    }
+}
+
+impl Default for Language {
+    fn default() -> Self {
+        Self::plain()
+    }
+}
+
+/// Names of every language that can be selected, sorted.
+pub fn language_names() -> Vec<String> {
+    let mut names: Vec<String> = syntax_set()
+        .syntaxes()
+        .iter()
+        .filter(|s| !s.hidden)
+        .map(|s| s.name.clone())
+        .collect();
+    names.sort_unstable_by_key(|n| n.to_lowercase());
+    names.dedup();
+    names
+}
+
+/// Pick the language of a buffer from its path (full file name first, e.g.
+/// `Makefile`, `.bashrc`, then the extension) and else its first line
+/// (shebang `#!/usr/bin/env python3`, modelines, `<?xml`). Falls back to
+/// Plain Text.
+pub fn detect_language(path: Option<&Path>, first_line: &str) -> Language {
+    let set = syntax_set();
+    let by_path = path.and_then(|p| syntax_for_path(set, p));
+    let found = by_path.or_else(|| syntax_for_first_line(set, first_line));
+    match found {
+        Some(syntax) => set
+            .syntaxes()
+            .iter()
+            .position(|s| std::ptr::eq(s, syntax))
+            .map(|i| Language::from_index(set, i))
+            .unwrap_or_else(Language::plain),
+        None => Language::plain(),
+    }
+}
+
+fn syntax_for_path<'a>(set: &'a SyntaxSet, path: &Path) -> Option<&'a SyntaxReference> {
+    let file_name = path.file_name()?.to_str()?;
+    // Names the bundled definitions get wrong or miss.
+    let overridden = match file_name {
+        "Cargo.lock" | "Pipfile" | "poetry.lock" | "uv.lock" => Some("toml"),
+        "go.mod" | "go.sum" => None,
+        _ => None,
+    };
+    if let Some(ext) = overridden {
+        return set.find_syntax_by_extension(ext);
+    }
+    // syntect matches whole file names listed among a syntax's "extensions"
+    // (Makefile, .bashrc, Dockerfile ...) with the same call.
+    if let Some(s) = set.find_syntax_by_extension(file_name) {
+        return Some(s);
+    }
+    let ext = path.extension()?.to_str()?;
+    set.find_syntax_by_extension(ext).or_else(|| {
+        let lower = ext.to_ascii_lowercase();
+        set.find_syntax_by_extension(&lower)
+    })
+}
+
+fn syntax_for_first_line<'a>(set: &'a SyntaxSet, first_line: &str) -> Option<&'a SyntaxReference> {
+    if first_line.is_empty() {
+        return None;
+    }
+    // Bound the work: a 100 MB single-line file must not be regex-scanned.
+    let line = match first_line.char_indices().nth(MAX_LINE_CHARS) {
+        Some((cut, _)) => &first_line[..cut],
+        None => first_line,
+    };
+    set.find_syntax_by_first_line(line)
+}
+
+/// What a piece of text is, as far as colouring goes. Themes map each kind
+/// to a style under [`HighlightKind::theme_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HighlightKind {
+    /// `fn`, `if`, `return`, `pub`, `self`.
+    Keyword,
+    /// String and character literals, regexes.
+    String,
+    /// Comments, including doc comments.
+    Comment,
+    /// Function names at definition and call.
+    Function,
+    /// Type, class, trait names and built-in types (`i32`, `int`).
+    Type,
+    /// Numeric literals.
+    Number,
+    /// `true`, `None`, named constants.
+    Constant,
+    /// `+`, `=>`, `&&`.
+    Operator,
+    /// Variables and parameters.
+    Variable,
+    /// Brackets, separators.
+    Punctuation,
+    /// Rust attributes, decorators, HTML attribute names.
+    Attribute,
+    /// HTML/XML tag names, YAML/TOML keys.
+    Tag,
+    /// Macro invocations and preprocessor directives.
+    Macro,
+    /// Module and namespace names.
+    Namespace,
+    /// Object fields, JSON keys.
+    Property,
+    /// Markdown headings.
+    Heading,
+    /// Links and URLs.
+    Link,
+    /// Italic text.
+    Emphasis,
+    /// Bold text.
+    Strong,
+    /// Inline and block code in markup.
+    Code,
+    /// Quotations in markup.
+    Quote,
+    /// Added lines in diffs.
+    Inserted,
+    /// Removed lines in diffs.
+    Deleted,
+    /// Changed lines in diffs.
+    Changed,
+    /// Escape sequences inside strings (`\n`).
+    Escape,
+}
+
+impl HighlightKind {
+    /// Every kind, for themes and tests that must cover them all.
+    pub const ALL: [HighlightKind; 25] = [
+        Self::Keyword,
+        Self::String,
+        Self::Comment,
+        Self::Function,
+        Self::Type,
+        Self::Number,
+        Self::Constant,
+        Self::Operator,
+        Self::Variable,
+        Self::Punctuation,
+        Self::Attribute,
+        Self::Tag,
+        Self::Macro,
+        Self::Namespace,
+        Self::Property,
+        Self::Heading,
+        Self::Link,
+        Self::Emphasis,
+        Self::Strong,
+        Self::Code,
+        Self::Quote,
+        Self::Inserted,
+        Self::Deleted,
+        Self::Changed,
+        Self::Escape,
+    ];
+
+    /// The theme key styling this kind, e.g. `"syntax.keyword"`.
+    pub fn theme_key(&self) -> &'static str {
+        match self {
+            Self::Keyword => "syntax.keyword",
+            Self::String => "syntax.string",
+            Self::Comment => "syntax.comment",
+            Self::Function => "syntax.function",
+            Self::Type => "syntax.type",
+            Self::Number => "syntax.number",
+            Self::Constant => "syntax.constant",
+            Self::Operator => "syntax.operator",
+            Self::Variable => "syntax.variable",
+            Self::Punctuation => "syntax.punctuation",
+            Self::Attribute => "syntax.attribute",
+            Self::Tag => "syntax.tag",
+            Self::Macro => "syntax.macro",
+            Self::Namespace => "syntax.namespace",
+            Self::Property => "syntax.property",
+            Self::Heading => "syntax.heading",
+            Self::Link => "syntax.link",
+            Self::Emphasis => "syntax.emphasis",
+            Self::Strong => "syntax.strong",
+            Self::Code => "syntax.code",
+            Self::Quote => "syntax.quote",
+            Self::Inserted => "syntax.inserted",
+            Self::Deleted => "syntax.deleted",
+            Self::Changed => "syntax.changed",
+            Self::Escape => "syntax.escape",
+        }
+    }
+}
+
+/// A highlighted piece of one line. `start..end` are **char** offsets within
+/// the line (not bytes); text outside every span is plain. Spans are sorted,
+/// never overlap, and never cover the line break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Span {
+    /// First char of the span.
+    pub start: usize,
+    /// One past the last char.
+    pub end: usize,
+    /// What the text is.
+    pub kind: HighlightKind,
+}
+
+/// How one scope contributes to the kind of the text under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// No opinion (`source.rust`, most `meta.*`).
+    None,
+    /// Used only when no scope further in or out is `Strong`: punctuation
+    /// like a string's quotes takes the kind of the string around it.
+    Weak(HighlightKind),
+    /// The innermost strong scope decides.
+    Strong(HighlightKind),
+    /// Bare `storage.type`: a built-in type (`i32`, `int`), except that some
+    /// grammars (Rust's `let`, C's `typedef`) put declaration keywords there
+    /// too; the token text decides (see [`DECLARATION_KEYWORDS`]).
+    StorageType,
+}
+
+/// Words that are keywords even when a grammar scopes them `storage.type`.
+const DECLARATION_KEYWORDS: &[&str] = &[
+    "let",
+    "var",
+    "const",
+    "static",
+    "type",
+    "typedef",
+    "fn",
+    "func",
+    "function",
+    "def",
+    "class",
+    "struct",
+    "enum",
+    "union",
+    "trait",
+    "impl",
+    "interface",
+    "mod",
+    "module",
+    "namespace",
+    "extern",
+    "macro_rules",
+    "package",
+];
+
+/// Fold a TextMate scope name into a [`Class`]. Order matters: the more
+/// specific prefixes come first.
+fn classify_scope(name: &str) -> Class {
+    use HighlightKind as K;
+    let has = |prefix: &str| {
+        name == prefix
+            || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
+    };
+    let strong = |k| Class::Strong(k);
+    // The first prefix that matches wins.
+    const TABLE: &[(&str, HighlightKind, bool)] = &[
+        // (prefix, kind, strong?)
+        ("comment", K::Comment, true),
+        ("string.other.link", K::Link, true),
+        ("markup.underline.link", K::Link, true),
+        ("string.regexp", K::String, true),
+        ("string.unquoted.heredoc", K::String, true),
+        ("string", K::String, true),
+        ("constant.character.escape", K::Escape, true),
+        ("constant.other.placeholder", K::Escape, true),
+        ("constant.numeric", K::Number, true),
+        ("constant", K::Constant, true),
+        ("support.constant", K::Constant, true),
+        ("variable.other.constant", K::Constant, true),
+        ("entity.name.constant", K::Constant, true),
+        ("support.macro", K::Macro, true),
+        ("entity.name.macro", K::Macro, true),
+        ("variable.function.macro", K::Macro, true),
+        ("keyword.other.preprocessor", K::Macro, true),
+        ("meta.preprocessor", K::Macro, false),
+        ("entity.name.function", K::Function, true),
+        ("support.function", K::Function, true),
+        ("variable.function", K::Function, true),
+        ("meta.function-call.identifier", K::Function, true),
+        ("entity.name.tag", K::Tag, true),
+        ("entity.other.attribute-name", K::Attribute, true),
+        ("meta.annotation", K::Attribute, false),
+        ("meta.attribute", K::Attribute, false),
+        ("meta.decorator", K::Attribute, false),
+        ("storage.type.annotation", K::Attribute, true),
+        ("variable.annotation", K::Attribute, true),
+        ("entity.name.namespace", K::Namespace, true),
+        ("entity.name.module", K::Namespace, true),
+        ("entity.name.section", K::Heading, true),
+        ("markup.heading", K::Heading, true),
+        ("entity.name.label", K::Constant, true),
+        ("entity.name", K::Type, true),
+        ("entity.other.inherited-class", K::Type, true),
+        ("support.type.property-name", K::Property, true),
+        ("support.type", K::Type, true),
+        ("support.class", K::Type, true),
+        // `fn`, `struct`, `class`, `def` are scoped storage.type.<what>; they
+        // read as keywords. Bare storage.type is a built-in type (`i32`).
+        ("storage.type.function", K::Keyword, true),
+        ("storage.type.struct", K::Keyword, true),
+        ("storage.type.enum", K::Keyword, true),
+        ("storage.type.union", K::Keyword, true),
+        ("storage.type.class", K::Keyword, true),
+        ("storage.type.trait", K::Keyword, true),
+        ("storage.type.impl", K::Keyword, true),
+        ("storage.type.type", K::Keyword, true),
+        ("storage.type.module", K::Keyword, true),
+        ("storage.type.interface", K::Keyword, true),
+        ("storage.type.namespace", K::Keyword, true),
+        ("storage.type.macro", K::Keyword, true),
+        ("storage", K::Keyword, true),
+        ("keyword.operator.word", K::Keyword, true),
+        ("keyword.operator", K::Operator, true),
+        ("keyword", K::Keyword, true),
+        ("variable.language", K::Keyword, true),
+        ("variable.other.member", K::Property, true),
+        ("variable.other.property", K::Property, true),
+        ("variable.other.object.property", K::Property, true),
+        ("meta.mapping.key", K::Property, false),
+        ("variable", K::Variable, true),
+        ("markup.bold", K::Strong, true),
+        ("markup.italic", K::Emphasis, true),
+        ("markup.raw", K::Code, true),
+        ("markup.quote", K::Quote, true),
+        ("markup.inserted", K::Inserted, true),
+        ("markup.deleted", K::Deleted, true),
+        ("markup.changed", K::Changed, true),
+        ("meta.link", K::Link, false),
+        ("punctuation.definition.heading", K::Heading, false),
+        ("punctuation", K::Punctuation, false),
+    ];
+    for &(prefix, kind, is_strong) in TABLE {
+        // Reached only when no specific storage.type.<what> row matched.
+        if prefix == "storage" && has("storage.type") {
+            return Class::StorageType;
+        }
+        if has(prefix) {
+            return if is_strong {
+                strong(kind)
+            } else {
+                Class::Weak(kind)
+            };
+        }
+    }
+    Class::None
+}
+
+/// Maps scopes to classes, memoised: scope→string conversion is too slow to
+/// do per token.
+#[derive(Debug, Default)]
+struct Classifier {
+    memo: HashMap<Scope, Class>,
+}
+
+impl Classifier {
+    fn class(&mut self, scope: Scope) -> Class {
+        *self
+            .memo
+            .entry(scope)
+            .or_insert_with(|| classify_scope(&scope.build_string()))
+    }
+
+    /// The kind of text under `stack` (outermost first); `StorageType` when
+    /// the token text must decide.
+    fn kind(&mut self, stack: &[Scope]) -> Option<Class> {
+        let mut weak = None;
+        for &scope in stack.iter().rev() {
+            match self.class(scope) {
+                c @ (Class::Strong(_) | Class::StorageType) => return Some(c),
+                c @ Class::Weak(_) => {
+                    if weak.is_none() {
+                        weak = Some(c);
+                    }
+                }
+                Class::None => {}
+            }
+        }
+        weak
+    }
+}
+
+/// Parser state at the start of a line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct State {
+    parse: ParseState,
+    scopes: ScopeStack,
+}
+
+impl State {
+    fn fresh(syntax: &SyntaxReference) -> Self {
+        Self {
+            parse: ParseState::new(syntax),
+            scopes: ScopeStack::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    text: Box<str>,
+    start: State,
+    end: State,
+    spans: Vec<Span>,
+    last_used: u64,
+}
+
+/// Incremental highlighter for one buffer. Owns no text: pass the current
+/// rope to [`Highlighter::highlight_lines`] and report every edit with
+/// [`Highlighter::invalidate_from`].
+#[derive(Debug)]
+pub struct Highlighter {
+    language: Language,
+    /// `None` for plain text.
+    syntax: Option<&'static SyntaxReference>,
+    /// `exact[i]` is the exact state at the start of line `i *
+    /// CHECKPOINT_INTERVAL`; contiguous from line 0.
+    exact: Vec<State>,
+    /// Approximate states (see module docs) by line.
+    approx: BTreeMap<usize, State>,
+    cache: HashMap<u64, Vec<CacheEntry>>,
+    cached_lines: usize,
+    classifier: Classifier,
+    generation: u64,
+    line_buf: String,
+}
+
+impl Highlighter {
+    /// A highlighter for `language`. Cheap for plain text; otherwise loads the
+    /// syntax definitions if nobody has yet.
+    pub fn new(language: &Language) -> Self {
+        let syntax = language.syntax.and_then(|i| syntax_set().syntaxes().get(i));
+        let exact = syntax.map(|s| vec![State::fresh(s)]).unwrap_or_default();
+        Self {
+            language: language.clone(),
+            syntax,
+            exact,
+            approx: BTreeMap::new(),
+            cache: HashMap::new(),
+            cached_lines: 0,
+            classifier: Classifier::default(),
+            generation: 0,
+            line_buf: String::new(),
+        }
+    }
+
+    /// The language this highlighter was made for.
+    pub fn language(&self) -> &Language {
+        &self.language
+    }
+
+    /// The text changed at or after `line` (an edit, local or remote, whose
+    /// first touched line is `line`). Cheap; the work happens on the next
+    /// [`Highlighter::highlight_lines`].
+    pub fn invalidate_from(&mut self, line: usize) {
+        // The state at the start of `line` depends only on the lines above.
+        self.exact.truncate(line / CHECKPOINT_INTERVAL + 1);
+        drop(self.approx.split_off(&(line + 1)));
+    }
+
+    /// Number of lines whose start state is known exactly; for tests and
+    /// diagnostics.
+    pub fn exact_lines(&self) -> usize {
+        self.exact.len().saturating_sub(1) * CHECKPOINT_INTERVAL
+    }
+
+    /// Spans for lines `first .. first + count` of `rope`, clamped to the
+    /// document: one `Vec<Span>` per line.
+    pub fn highlight_lines(&mut self, rope: &Rope, first: usize, count: usize) -> Vec<Vec<Span>> {
+        let total = rope.len_lines();
+        let first = first.min(total);
+        let end = first.saturating_add(count).min(total);
+        let Some(syntax) = self.syntax else {
+            return vec![Vec::new(); end - first];
+        };
+        if end == first {
+            return Vec::new();
+        }
+        self.generation += 1;
+
+        let (mut line, mut state, exact) = self.start_point(syntax, first);
+        // Lines just above the window are cached too: the next edit restarts
+        // from the checkpoint above them.
+        let cache_from = first.saturating_sub(CHECKPOINT_INTERVAL);
+        let mut out = Vec::with_capacity(end - first);
+        while line < end {
+            if line % CHECKPOINT_INTERVAL == 0 {
+                self.record_checkpoint(line, &state, exact);
+            }
+            let spans = self.highlight_line(syntax, rope, line, &mut state, line >= cache_from);
+            if line >= first {
+                out.push(spans);
+            }
+            line += 1;
+        }
+        if end % CHECKPOINT_INTERVAL == 0 {
+            self.record_checkpoint(end, &state, exact);
+        }
+        self.evict();
+        out
+    }
+
+    /// Where to start parsing for a window at `first`: (line, state, exact?).
+    fn start_point(&mut self, syntax: &SyntaxReference, first: usize) -> (usize, State, bool) {
+        let last = self.exact.len().saturating_sub(1);
+        let index = (first / CHECKPOINT_INTERVAL).min(last);
+        let exact_line = index * CHECKPOINT_INTERVAL;
+        if first - exact_line <= FAR_JUMP_LINES {
+            if let Some(state) = self.exact.get(index) {
+                return (exact_line, state.clone(), true);
+            }
+        }
+        if let Some((&line, state)) = self.approx.range(..=first).next_back() {
+            if first - line <= FAR_JUMP_LINES {
+                return (line, state.clone(), false);
+            }
+        }
+        let anchor = first.saturating_sub(APPROX_LOOKBEHIND);
+        let state = State::fresh(syntax);
+        self.approx.insert(anchor, state.clone());
+        (anchor, state, false)
+    }
+
+    fn record_checkpoint(&mut self, line: usize, state: &State, exact: bool) {
+        if exact {
+            if line / CHECKPOINT_INTERVAL == self.exact.len() {
+                self.exact.push(state.clone());
+            }
+        } else {
+            self.approx.entry(line).or_insert_with(|| state.clone());
+        }
+    }
+
+    /// Highlight one line starting in `state`, leaving the state at the start
+    /// of the next line in `state`.
+    fn highlight_line(
+        &mut self,
+        syntax: &SyntaxReference,
+        rope: &Rope,
+        line: usize,
+        state: &mut State,
+        use_cache: bool,
+    ) -> Vec<Span> {
+        let slice = rope.line(line);
+        if slice.len_chars() > MAX_LINE_CHARS {
+            return Vec::new();
+        }
+        self.line_buf.clear();
+        for chunk in slice.chunks() {
+            self.line_buf.push_str(chunk);
+        }
+        strip_line_break(&mut self.line_buf);
+        let content_len = self.line_buf.len();
+        self.line_buf.push('\n');
+
+        let key = use_cache.then(|| {
+            let mut h = DefaultHasher::new();
+            self.line_buf.hash(&mut h);
+            h.finish()
+        });
+        if let Some(key) = key {
+            if let Some(entries) = self.cache.get_mut(&key) {
+                if let Some(e) = entries
+                    .iter_mut()
+                    .find(|e| e.start == *state && *e.text == *self.line_buf)
+                {
+                    e.last_used = self.generation;
+                    state.clone_from(&e.end);
+                    return e.spans.clone();
+                }
+            }
+        }
+
+        let start = key.map(|_| state.clone());
+        let spans = match parse_line(&mut self.classifier, state, &self.line_buf, content_len) {
+            Some(spans) => spans,
+            None => {
+                // A broken grammar or a regex that gave up: show the line
+                // plain and carry on from a clean state rather than a
+                // half-updated one.
+                *state = State::fresh(syntax);
+                Vec::new()
+            }
+        };
+        if let (Some(key), Some(start)) = (key, start) {
+            self.cache.entry(key).or_default().push(CacheEntry {
+                text: self.line_buf.as_str().into(),
+                start,
+                end: state.clone(),
+                spans: spans.clone(),
+                last_used: self.generation,
+            });
+            self.cached_lines += 1;
+        }
+        spans
+    }
+
+    fn evict(&mut self) {
+        if self.cached_lines <= MAX_CACHED_LINES {
+            return;
+        }
+        // Keep what the last few frames used; the rest is old scroll history.
+        let keep_after = self.generation.saturating_sub(4);
+        self.cache.retain(|_, entries| {
+            entries.retain(|e| e.last_used >= keep_after);
+            !entries.is_empty()
+        });
+        self.cached_lines = self.cache.values().map(Vec::len).sum();
+        if self.cached_lines > MAX_CACHED_LINES {
+            self.cache.clear();
+            self.cached_lines = 0;
+        }
+    }
+}
+
+/// Remove one trailing line break of any kind ropey recognises.
+fn strip_line_break(s: &mut String) {
+    if s.ends_with("\r\n") {
+        s.truncate(s.len() - 2);
+    } else if let Some(c) = s.chars().next_back() {
+        if matches!(
+            c,
+            '\n' | '\r' | '\u{000B}' | '\u{000C}' | '\u{0085}' | '\u{2028}' | '\u{2029}'
+        ) {
+            s.truncate(s.len() - c.len_utf8());
+        }
+    }
+}
+
+/// Parse `text` (one line, ending in '\n'; the content is `text[..content_len]`)
+/// and turn scope changes into spans. `None` if syntect failed.
+fn parse_line(
+    classifier: &mut Classifier,
+    state: &mut State,
+    text: &str,
+    content_len: usize,
+) -> Option<Vec<Span>> {
+    let set = syntax_set();
+    let ops = state.parse.parse_line(text, set).ok()?;
+    let ascii = text.is_ascii();
+    // Byte→char conversion walks forward only, as ops come sorted.
+    let mut conv = (0usize, 0usize);
+    let mut to_char = |byte: usize| -> usize {
+        if ascii {
+            return byte;
+        }
+        let (b, c) = conv;
+        let byte = byte.max(b);
+        let chars = text.get(b..byte).map_or(0, |s| s.chars().count());
+        conv = (byte, c + chars);
+        c + chars
+    };
+
+    let mut spans: Vec<Span> = Vec::new();
+    let push =
+        |spans: &mut Vec<Span>, start: usize, end: usize, class: Option<Class>, token: &str| {
+            let kind = match class {
+                Some(Class::Strong(k) | Class::Weak(k)) => k,
+                Some(Class::StorageType) if DECLARATION_KEYWORDS.contains(&token) => {
+                    HighlightKind::Keyword
+                }
+                Some(Class::StorageType) => HighlightKind::Type,
+                Some(Class::None) | None => return,
+            };
+            if start >= end {
+                return;
+            }
+            match spans.last_mut() {
+                Some(last) if last.kind == kind && last.end == start => last.end = end,
+                _ => spans.push(Span { start, end, kind }),
+            }
+        };
+
+    let mut kind = classifier.kind(state.scopes.as_slice());
+    let mut prev_byte = 0;
+    let mut prev_char = 0;
+    for (byte, op) in ops {
+        let byte = byte.min(content_len);
+        if byte > prev_byte {
+            let ch = to_char(byte);
+            let token = text.get(prev_byte..byte).unwrap_or_default();
+            push(&mut spans, prev_char, ch, kind, token);
+            prev_byte = byte;
+            prev_char = ch;
+        }
+        state.scopes.apply(&op).ok()?;
+        kind = classifier.kind(state.scopes.as_slice());
+    }
+    if content_len > prev_byte {
+        let ch = to_char(content_len);
+        let token = text.get(prev_byte..content_len).unwrap_or_default();
+        push(&mut spans, prev_char, ch, kind, token);
+    }
+    Some(spans)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn lang(path: &str) -> Language {
+        detect_language(Some(Path::new(path)), "")
+    }
+
+    /// The text and kind of each span of `line`.
+    fn pieces(line: &str, spans: &[Span]) -> Vec<(String, HighlightKind)> {
+        let chars: Vec<char> = line.chars().collect();
+        spans
+            .iter()
+            .map(|s| (chars[s.start..s.end].iter().collect(), s.kind))
+            .collect()
+    }
+
+    fn kind_of(line: &str, spans: &[Span], needle: &str) -> Option<HighlightKind> {
+        let byte = line.find(needle)?;
+        let ch = line[..byte].chars().count();
+        spans
+            .iter()
+            .find(|s| s.start <= ch && ch < s.end)
+            .map(|s| s.kind)
+    }
+
+    #[test]
+    fn detects_common_languages() {
+        let cases = [
+            ("main.rs", "Rust"),
+            ("a.py", "Python"),
+            ("a.js", "JavaScript"),
+            ("a.ts", "TypeScript"),
+            ("a.go", "Go"),
+            ("a.c", "C"),
+            ("a.cpp", "C++"),
+            ("README.md", "Markdown"),
+            ("a.json", "JSON"),
+            ("Cargo.toml", "TOML"),
+            ("Cargo.lock", "TOML"),
+            ("a.yaml", "YAML"),
+            ("a.yml", "YAML"),
+            ("a.sh", "Bourne Again Shell (bash)"),
+            ("Makefile", "Makefile"),
+            ("A.RS", "Rust"),
+        ];
+        for (path, name) in cases {
+            assert_eq!(lang(path).name, name, "{path}");
+        }
+        assert_eq!(
+            detect_language(None, "#!/usr/bin/env python3").name,
+            "Python"
+        );
+        assert_eq!(
+            detect_language(None, "#!/bin/bash").name,
+            "Bourne Again Shell (bash)"
+        );
+        assert_eq!(
+            detect_language(Some(Path::new("script")), "#!/bin/sh").name,
+            "Bourne Again Shell (bash)"
+        );
+        let plain = detect_language(Some(Path::new("notes.unknownext")), "hello");
+        assert_eq!(plain.name, PLAIN_TEXT);
+        assert!(plain.is_plain());
+        assert!(detect_language(None, "").is_plain());
+        assert_eq!(
+            Language::by_name("rust").map(|l| l.name),
+            Some("Rust".into())
+        );
+        assert!(language_names().iter().any(|n| n == "TOML"));
+    }
+
+    #[test]
+    fn rust_kinds() {
+        let src = "// a comment\nfn main() {\n    let s = \"hi\\n\"; // tail\n    let n: i32 = 42;\n    println!(\"{}\", s);\n}\n";
+        let rope = Rope::from_str(src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let lines = h.highlight_lines(&rope, 0, 100);
+        assert_eq!(lines.len(), rope.len_lines());
+        let text: Vec<&str> = src.split('\n').collect();
+        assert_eq!(
+            pieces(text[0], &lines[0]),
+            vec![("// a comment".to_string(), HighlightKind::Comment)]
+        );
+        assert_eq!(
+            kind_of(text[1], &lines[1], "fn"),
+            Some(HighlightKind::Keyword)
+        );
+        assert_eq!(
+            kind_of(text[1], &lines[1], "main"),
+            Some(HighlightKind::Function)
+        );
+        assert_eq!(
+            kind_of(text[2], &lines[2], "let"),
+            Some(HighlightKind::Keyword)
+        );
+        assert_eq!(
+            kind_of(text[2], &lines[2], "\"hi"),
+            Some(HighlightKind::String)
+        );
+        assert_eq!(
+            kind_of(text[2], &lines[2], "\\n"),
+            Some(HighlightKind::Escape)
+        );
+        assert_eq!(
+            kind_of(text[2], &lines[2], "// tail"),
+            Some(HighlightKind::Comment)
+        );
+        assert_eq!(
+            kind_of(text[3], &lines[3], "i32"),
+            Some(HighlightKind::Type)
+        );
+        assert_eq!(
+            kind_of(text[3], &lines[3], "42"),
+            Some(HighlightKind::Number)
+        );
+        assert_eq!(
+            kind_of(text[4], &lines[4], "println!"),
+            Some(HighlightKind::Macro)
+        );
+        // Spans are sorted, disjoint, non-empty and inside the line.
+        for (spans, line) in lines.iter().zip(&text) {
+            let mut at = 0;
+            for s in spans {
+                assert!(s.start >= at && s.start < s.end && s.end <= line.chars().count());
+                at = s.end;
+            }
+        }
+    }
+
+    #[test]
+    fn char_offsets_with_emoji_and_cjk() {
+        let src = "let s = \"😀日本語\"; // 注释 🎉\nlet t = 1;\n";
+        let rope = Rope::from_str(src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let lines = h.highlight_lines(&rope, 0, 2);
+        let line0 = src.split('\n').next().unwrap_or_default();
+        let p = pieces(line0, &lines[0]);
+        assert!(
+            p.contains(&("\"😀日本語\"".to_string(), HighlightKind::String)),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&("// 注释 🎉".to_string(), HighlightKind::Comment)),
+            "{p:?}"
+        );
+        let last = lines[0].last().copied();
+        assert_eq!(last.map(|s| s.end), Some(line0.chars().count()));
+    }
+
+    #[test]
+    fn invalidation_opens_block_comment() {
+        let mut src = String::new();
+        for i in 0..200 {
+            src.push_str(&format!("let x{i} = {i};\n"));
+        }
+        let mut rope = Rope::from_str(&src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let before = h.highlight_lines(&rope, 100, 40);
+        assert!(before[10].iter().any(|s| s.kind == HighlightKind::Keyword));
+
+        // Open a block comment at line 50: everything below becomes comment.
+        let at = rope.line_to_char(50);
+        rope.insert(at, "/* ");
+        h.invalidate_from(50);
+        let after = h.highlight_lines(&rope, 100, 40);
+        for (i, spans) in after.iter().enumerate() {
+            let line = rope.line(100 + i).to_string();
+            let len = line.trim_end_matches('\n').chars().count();
+            assert_eq!(
+                spans,
+                &vec![Span {
+                    start: 0,
+                    end: len,
+                    kind: HighlightKind::Comment
+                }],
+                "line {}",
+                100 + i
+            );
+        }
+
+        // Close it again: back to code.
+        let start = rope.line_to_char(50);
+        rope.remove(start..start + 3);
+        h.invalidate_from(50);
+        let again = h.highlight_lines(&rope, 100, 40);
+        assert_eq!(again, before);
+    }
+
+    #[test]
+    fn inserted_lines_reuse_cache_and_stay_right() {
+        let mut src = String::new();
+        for i in 0..100 {
+            src.push_str(&format!("fn f{i}() -> u32 {{ {i} }}\n"));
+        }
+        let mut rope = Rope::from_str(&src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let _ = h.highlight_lines(&rope, 0, 60);
+        let at = rope.line_to_char(10);
+        rope.insert(at, "// new line\n");
+        h.invalidate_from(10);
+        let got = h.highlight_lines(&rope, 0, 60);
+        let mut fresh = Highlighter::new(&lang("x.rs"));
+        assert_eq!(got, fresh.highlight_lines(&rope, 0, 60));
+    }
+
+    #[test]
+    fn plain_text_and_long_lines() {
+        let rope = Rope::from_str("fn main() {}\n");
+        let mut h = Highlighter::new(&Language::plain());
+        assert_eq!(h.highlight_lines(&rope, 0, 10), vec![Vec::<Span>::new(); 2]);
+
+        let long = format!(
+            "let s = \"{}\";\nlet x = 1;\n",
+            "a".repeat(MAX_LINE_CHARS + 10)
+        );
+        let rope = Rope::from_str(&long);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let lines = h.highlight_lines(&rope, 0, 3);
+        assert!(lines[0].is_empty());
+        assert!(lines[1].iter().any(|s| s.kind == HighlightKind::Keyword));
+    }
+
+    #[test]
+    fn window_is_clamped() {
+        let rope = Rope::from_str("a\nb\n");
+        let mut h = Highlighter::new(&lang("x.rs"));
+        assert_eq!(h.highlight_lines(&rope, 1, 100).len(), 2);
+        assert!(h.highlight_lines(&rope, 10, 5).is_empty());
+        assert!(h.highlight_lines(&rope, 0, 0).is_empty());
+    }
+
+    #[test]
+    fn far_jump_is_approximate_and_fast() {
+        let mut src = String::new();
+        for i in 0..200_000 {
+            src.push_str(&format!(
+                "    let value_{i} = compute({i}, \"text\"); // note\n"
+            ));
+        }
+        let rope = Rope::from_str(&src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let _ = h.highlight_lines(&rope, 0, 40);
+        let t = Instant::now();
+        let lines = h.highlight_lines(&rope, 150_000, 40);
+        let took = t.elapsed();
+        assert_eq!(lines.len(), 40);
+        assert!(lines[0].iter().any(|s| s.kind == HighlightKind::String));
+        // Only the lines near the window were parsed, not 150,000.
+        assert!(h.exact_lines() < 1_000, "exact lines {}", h.exact_lines());
+        assert!(took < Duration::from_secs(1), "far jump took {took:?}");
+        // Edits in the approximate region keep working.
+        h.invalidate_from(150_010);
+        let again = h.highlight_lines(&rope, 150_000, 40);
+        assert_eq!(again, lines);
+    }
+
+    #[test]
+    fn markdown_kinds() {
+        let src = "# Title\n\nSome *em* and **strong** and `code` and [link](http://x).\n";
+        let rope = Rope::from_str(src);
+        let mut h = Highlighter::new(&lang("a.md"));
+        let lines = h.highlight_lines(&rope, 0, 3);
+        let l2 = src.split('\n').nth(2).unwrap_or_default();
+        assert_eq!(
+            kind_of("# Title", &lines[0], "Title"),
+            Some(HighlightKind::Heading)
+        );
+        assert_eq!(kind_of(l2, &lines[2], "em*"), Some(HighlightKind::Emphasis));
+        assert_eq!(
+            kind_of(l2, &lines[2], "strong"),
+            Some(HighlightKind::Strong)
+        );
+        assert_eq!(kind_of(l2, &lines[2], "code"), Some(HighlightKind::Code));
+        assert_eq!(kind_of(l2, &lines[2], "link"), Some(HighlightKind::Link));
+    }
+}
+
+#[cfg(test)]
+mod dump {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn dump_scopes() {
+        let path = std::env::var("DUMP_PATH").unwrap_or_else(|_| "x.rs".into());
+        let src = std::env::var("DUMP_SRC").unwrap();
+        let l = detect_language(Some(Path::new(&path)), "");
+        let set = syntax_set();
+        let syn = &set.syntaxes()[l.syntax.unwrap()];
+        let mut ps = ParseState::new(syn);
+        let mut st = ScopeStack::new();
+        for line in src.lines() {
+            let text = format!("{line}\n");
+            let ops = ps.parse_line(&text, set).unwrap();
+            let mut prev = 0;
+            for (b, op) in ops {
+                if b > prev {
+                    let names: Vec<String> =
+                        st.as_slice().iter().map(|s| s.build_string()).collect();
+                    println!("{:?} {:?}", &text[prev..b], names);
+                    prev = b;
+                }
+                st.apply(&op).unwrap();
+            }
+        }
+    }
+}
