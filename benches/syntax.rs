@@ -1,0 +1,84 @@
+//! Highlighting cost of what the editor does per frame: one keystroke
+//! (edit + invalidate) followed by highlighting a 40-line window, on 10k- and
+//! 1M-line Rust files; plus opening a file (first window from cold).
+
+use std::hint::black_box;
+use std::path::Path;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use lshed::editor::syntax::{detect_language, preload, Highlighter};
+use ropey::Rope;
+
+/// A Rust-looking file of `lines` lines with varied constructs, no two
+/// functions alike (so the line cache cannot cheat across them).
+fn rust_source(lines: usize) -> String {
+    let mut s = String::with_capacity(lines * 40);
+    // Each block below is 11 lines.
+    for i in 0..lines.div_ceil(11) {
+        s.push_str(&format!(
+            "/// Computes thing number {i}.\n\
+             #[inline]\n\
+             pub fn compute_{i}(input: &str, factor: u64) -> Result<u64, String> {{\n\
+             \x20   // parse and scale\n\
+             \x20   let value: u64 = input.trim().parse().map_err(|e| format!(\"bad {{}}: {{e}}\", {i}))?;\n\
+             \x20   if value > {i} && factor != 0 {{\n\
+             \x20       return Ok(value * factor + 0x{i:x});\n\
+             \x20   }}\n\
+             \x20   Ok(value)\n\
+             }}\n\n"
+        ));
+    }
+    s
+}
+
+fn keystroke_bench(c: &mut Criterion, name: &str, lines: usize) {
+    let src = rust_source(lines);
+    let mut rope = Rope::from_str(&src);
+    let lang = detect_language(Some(Path::new("big.rs")), "");
+    let mut h = Highlighter::new(&lang);
+    let edit_line = rope.len_lines() / 2;
+    let first = edit_line - 20;
+    // Warm up as the editor would be: the view has been shown once.
+    let _ = h.highlight_lines(&rope, first, 40);
+    let pos = rope.line_to_char(edit_line) + 8;
+    let mut inserted = false;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            if inserted {
+                rope.remove(pos..pos + 1);
+            } else {
+                rope.insert_char(pos, 'x');
+            }
+            inserted = !inserted;
+            h.invalidate_from(edit_line);
+            black_box(h.highlight_lines(&rope, first, 40))
+        })
+    });
+}
+
+fn benches(c: &mut Criterion) {
+    preload();
+    keystroke_bench(c, "keystroke + 40-line window, 10k lines", 10_000);
+    keystroke_bench(c, "keystroke + 40-line window, 1M lines", 1_000_000);
+
+    let src = rust_source(10_000);
+    let rope = Rope::from_str(&src);
+    let lang = detect_language(Some(Path::new("big.rs")), "");
+    c.bench_function("open: first 40 lines from cold", |b| {
+        b.iter(|| {
+            let mut h = Highlighter::new(&lang);
+            black_box(h.highlight_lines(&rope, 0, 40))
+        })
+    });
+    c.bench_function("scroll 1 line, 10k lines", |b| {
+        let mut h = Highlighter::new(&lang);
+        let mut top = 0;
+        b.iter(|| {
+            top = (top + 1) % 9_000;
+            black_box(h.highlight_lines(&rope, top, 40))
+        })
+    });
+}
+
+criterion_group!(syntax, benches);
+criterion_main!(syntax);
