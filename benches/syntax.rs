@@ -70,6 +70,30 @@ fn benches(c: &mut Criterion) {
             black_box(h.highlight_lines(&rope, 0, 40))
         })
     });
+    // Baseline: syntect alone, no lshed code, on the same text.
+    c.bench_function("raw syntect parse_line x 200 lines", |b| {
+        let set = two_face::syntax::extra_newlines();
+        let syntax = set.find_syntax_by_extension("rs").expect("rust syntax");
+        let lines: Vec<String> = src.lines().take(200).map(|l| format!("{l}\n")).collect();
+        b.iter(|| {
+            let mut state = syntect::parsing::ParseState::new(syntax);
+            for line in &lines {
+                black_box(state.parse_line(line, &set).expect("parses"));
+            }
+        })
+    });
+    c.bench_function("jump to line 1,990 from cold (exact catch-up)", |b| {
+        b.iter(|| {
+            let mut h = Highlighter::new(&lang);
+            black_box(h.highlight_lines(&rope, 1_990, 40))
+        })
+    });
+    c.bench_function("jump to line 9,000 from cold (approximate)", |b| {
+        b.iter(|| {
+            let mut h = Highlighter::new(&lang);
+            black_box(h.highlight_lines(&rope, 9_000, 40))
+        })
+    });
     c.bench_function("scroll 1 line, 10k lines", |b| {
         let mut h = Highlighter::new(&lang);
         let mut top = 0;

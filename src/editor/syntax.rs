@@ -23,11 +23,19 @@
 //! Deliberate approximations (what makes a 1,000,000-line file usable):
 //!
 //! * A window more than [`FAR_JUMP_LINES`] lines past the last exact
-//!   checkpoint is *not* reached by parsing the whole file in between; parsing
+//!   checkpoint is *not* reached by parsing every line in between; parsing
 //!   restarts from a fresh state [`APPROX_LOOKBEHIND`] lines above the window.
 //!   Code in that region is usually right, but a block comment or string that
 //!   opened far above is missed. Such states are kept apart from the exact
-//!   ones and are replaced once exact parsing gets there.
+//!   ones. [`Highlighter::advance`], called by the app when idle, extends the
+//!   exact checkpoints toward the viewed window a bounded number of lines at
+//!   a time (up to [`BACKGROUND_CATCHUP_LINES`] in all), after which the
+//!   window is exact again.
+//!
+//! Why the sync limit is small: syntect with the pure-Rust regex engine
+//! (`default-fancy`) costs 50–200 µs per line of Rust (measured on our shared
+//! 2-core machines, see `benches/syntax.rs`), so a 2,000-line catch-up would
+//! freeze a frame for a quarter second or more.
 //! * Lines longer than [`MAX_LINE_CHARS`] chars are not parsed (no spans) and
 //!   leave the parser state unchanged: regex engines on huge minified lines
 //!   are what makes editors freeze.
@@ -49,11 +57,14 @@ pub const CHECKPOINT_INTERVAL: usize = 32;
 /// A window starting further than this past the last exact checkpoint is
 /// highlighted approximately (see the module docs) instead of parsing every
 /// line in between.
-pub const FAR_JUMP_LINES: usize = 2_000;
+pub const FAR_JUMP_LINES: usize = 200;
 /// How far above the window approximate parsing starts, so that constructs
 /// opened a little above the window (a doc comment, a string) still come out
 /// right.
-pub const APPROX_LOOKBEHIND: usize = 100;
+pub const APPROX_LOOKBEHIND: usize = 40;
+/// [`Highlighter::advance`] gives up on a window further than this past the
+/// exact checkpoints: exact colours there are not worth minutes of CPU.
+pub const BACKGROUND_CATCHUP_LINES: usize = 20_000;
 /// Lines longer than this (in chars) are not highlighted.
 pub const MAX_LINE_CHARS: usize = 4_096;
 /// Upper bound on cached lines; a screen needs ~100, an editing session a few
@@ -559,6 +570,9 @@ pub struct Highlighter {
     classifier: Classifier,
     generation: u64,
     line_buf: String,
+    /// End of the last window asked for: where [`Highlighter::advance`]
+    /// heads.
+    wanted: usize,
 }
 
 impl Highlighter {
@@ -577,6 +591,7 @@ impl Highlighter {
             classifier: Classifier::default(),
             generation: 0,
             line_buf: String::new(),
+            wanted: 0,
         }
     }
 
@@ -613,6 +628,7 @@ impl Highlighter {
             return Vec::new();
         }
         self.generation += 1;
+        self.wanted = end;
 
         let (mut line, mut state, exact) = self.start_point(syntax, first);
         // Lines just above the window are cached too: the next edit restarts
@@ -634,6 +650,42 @@ impl Highlighter {
         }
         self.evict();
         out
+    }
+
+    /// Background work: parse up to about `max_lines` lines (rounded up to a
+    /// checkpoint) to extend the exact checkpoints toward the window last
+    /// asked for. Returns whether more work remains. Call it when idle (e.g.
+    /// 100 lines per tick) and redraw afterwards: colours of an
+    /// approximately highlighted window may change once exact states reach
+    /// it.
+    pub fn advance(&mut self, rope: &Rope, max_lines: usize) -> bool {
+        let Some(syntax) = self.syntax else {
+            return false;
+        };
+        let total = rope.len_lines();
+        let target = self.wanted.min(total);
+        let Some(mut state) = self.exact.last().cloned() else {
+            return false;
+        };
+        let frontier = (self.exact.len() - 1) * CHECKPOINT_INTERVAL;
+        // Within one interval of the window, its own highlighting is exact.
+        if frontier + CHECKPOINT_INTERVAL > target || target - frontier > BACKGROUND_CATCHUP_LINES {
+            return false;
+        }
+        let stop = (frontier + max_lines.max(1))
+            .div_ceil(CHECKPOINT_INTERVAL)
+            .saturating_mul(CHECKPOINT_INTERVAL)
+            .min(total);
+        for line in frontier..stop {
+            let _ = self.highlight_line(syntax, rope, line, &mut state, false);
+            if (line + 1) % CHECKPOINT_INTERVAL == 0 {
+                self.exact.push(state.clone());
+            }
+        }
+        // Approximate states the exact ones now cover are never used again.
+        let covered = (self.exact.len() - 1) * CHECKPOINT_INTERVAL;
+        self.approx = self.approx.split_off(&(covered + 1));
+        covered + CHECKPOINT_INTERVAL <= target
     }
 
     /// Where to start parsing for a window at `first`: (line, state, exact?).
@@ -1089,6 +1141,57 @@ mod tests {
     }
 
     #[test]
+    fn advance_makes_a_far_window_exact() {
+        // A block comment opened at the top and never closed: only exact
+        // parsing knows line 400 is inside it.
+        let mut src = String::from("/*\n");
+        for i in 0..600 {
+            src.push_str(&format!("let x{i} = {i};\n"));
+        }
+        let rope = Rope::from_str(&src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        assert!(!h.advance(&rope, 100), "nothing asked for yet");
+        let _ = h.highlight_lines(&rope, 0, 40);
+        assert!(!h.advance(&rope, 100), "the window is already exact");
+
+        let approx = h.highlight_lines(&rope, 400, 40);
+        assert!(approx[0].iter().any(|s| s.kind == HighlightKind::Keyword));
+        let mut rounds = 0;
+        while h.advance(&rope, 100) {
+            rounds += 1;
+            assert!(rounds < 10);
+        }
+        assert!(h.exact_lines() >= 400 - CHECKPOINT_INTERVAL);
+        let exact = h.highlight_lines(&rope, 400, 40);
+        for spans in &exact {
+            assert!(
+                spans.iter().all(|s| s.kind == HighlightKind::Comment),
+                "{spans:?}"
+            );
+        }
+        let mut fresh = Highlighter::new(&lang("x.rs"));
+        assert_eq!(exact, fresh.highlight_lines_exact_for_test(&rope, 400, 40));
+    }
+
+    impl Highlighter {
+        /// Highlight by walking up from line 0 in steps the sync limit
+        /// allows, so the result is exact.
+        fn highlight_lines_exact_for_test(
+            &mut self,
+            rope: &Rope,
+            first: usize,
+            count: usize,
+        ) -> Vec<Vec<Span>> {
+            let mut at = 0;
+            while at < first {
+                let _ = self.highlight_lines(rope, at, 1);
+                at += FAR_JUMP_LINES / 2;
+            }
+            self.highlight_lines(rope, first, count)
+        }
+    }
+
+    #[test]
     fn markdown_kinds() {
         let src = "# Title\n\nSome *em* and **strong** and `code` and [link](http://x).\n";
         let rope = Rope::from_str(src);
@@ -1109,6 +1212,9 @@ mod tests {
     }
 }
 
+/// A tool for tuning [`classify_scope`], not a check: prints each token's
+/// scope stack. `DUMP_PATH=a.py DUMP_SRC="$(cat a.py)" cargo test --lib
+/// dump_scopes -- --ignored --nocapture`
 #[cfg(test)]
 mod dump {
     use super::*;
