@@ -362,6 +362,9 @@ enum Class {
     /// grammars (Rust's `let`, C's `typedef`) put declaration keywords there
     /// too; the token text decides (see [`DECLARATION_KEYWORDS`]).
     StorageType,
+    /// Wins over everything inside it: JSON object keys are strings, but
+    /// read as keys.
+    Dominant(HighlightKind),
 }
 
 /// Words that are keywords even when a grammar scopes them `storage.type`.
@@ -400,6 +403,9 @@ fn classify_scope(name: &str) -> Class {
             || (name.starts_with(prefix) && name.as_bytes().get(prefix.len()) == Some(&b'.'))
     };
     let strong = |k| Class::Strong(k);
+    if has("meta.mapping.key") {
+        return Class::Dominant(K::Property);
+    }
     // The first prefix that matches wins.
     const TABLE: &[(&str, HighlightKind, bool)] = &[
         // (prefix, kind, strong?)
@@ -435,6 +441,7 @@ fn classify_scope(name: &str) -> Class {
         ("entity.name.namespace", K::Namespace, true),
         ("entity.name.module", K::Namespace, true),
         ("entity.name.section", K::Heading, true),
+        ("entity.name.table", K::Namespace, true),
         ("markup.heading", K::Heading, true),
         ("entity.name.label", K::Constant, true),
         ("entity.name", K::Type, true),
@@ -444,6 +451,7 @@ fn classify_scope(name: &str) -> Class {
         ("support.class", K::Type, true),
         // `fn`, `struct`, `class`, `def` are scoped storage.type.<what>; they
         // read as keywords. Bare storage.type is a built-in type (`i32`).
+        ("storage.type.string", K::String, true),
         ("storage.type.function", K::Keyword, true),
         ("storage.type.struct", K::Keyword, true),
         ("storage.type.enum", K::Keyword, true),
@@ -464,7 +472,6 @@ fn classify_scope(name: &str) -> Class {
         ("variable.other.member", K::Property, true),
         ("variable.other.property", K::Property, true),
         ("variable.other.object.property", K::Property, true),
-        ("meta.mapping.key", K::Property, false),
         ("variable", K::Variable, true),
         ("markup.bold", K::Strong, true),
         ("markup.italic", K::Emphasis, true),
@@ -512,9 +519,12 @@ impl Classifier {
     /// the token text must decide.
     fn kind(&mut self, stack: &[Scope]) -> Option<Class> {
         let mut weak = None;
+        let mut inner = None;
         for &scope in stack.iter().rev() {
             match self.class(scope) {
-                c @ (Class::Strong(_) | Class::StorageType) => return Some(c),
+                c @ Class::Dominant(_) => return Some(c),
+                c @ (Class::Strong(_) | Class::StorageType) if inner.is_none() => inner = Some(c),
+                Class::Strong(_) | Class::StorageType => {}
                 c @ Class::Weak(_) => {
                     if weak.is_none() {
                         weak = Some(c);
@@ -523,7 +533,7 @@ impl Classifier {
                 Class::None => {}
             }
         }
-        weak
+        inner.or(weak)
     }
 }
 
@@ -843,7 +853,7 @@ fn parse_line(
     let push =
         |spans: &mut Vec<Span>, start: usize, end: usize, class: Option<Class>, token: &str| {
             let kind = match class {
-                Some(Class::Strong(k) | Class::Weak(k)) => k,
+                Some(Class::Strong(k) | Class::Weak(k) | Class::Dominant(k)) => k,
                 Some(Class::StorageType) if DECLARATION_KEYWORDS.contains(&token) => {
                     HighlightKind::Keyword
                 }
@@ -1107,6 +1117,13 @@ mod tests {
     }
 
     #[test]
+    fn highlighter_can_move_to_a_worker_thread() {
+        fn send<T: Send>() {}
+        send::<Highlighter>();
+        send::<Language>();
+    }
+
+    #[test]
     fn window_is_clamped() {
         let rope = Rope::from_str("a\nb\n");
         let mut h = Highlighter::new(&lang("x.rs"));
@@ -1189,6 +1206,64 @@ mod tests {
             }
             self.highlight_lines(rope, first, count)
         }
+    }
+
+    #[test]
+    fn other_languages() {
+        let check = |path: &str, line: &str, cases: &[(&str, HighlightKind)]| {
+            let rope = Rope::from_str(line);
+            let mut h = Highlighter::new(&lang(path));
+            let spans = h.highlight_lines(&rope, 0, 1).remove(0);
+            for (needle, kind) in cases {
+                assert_eq!(
+                    kind_of(line, &spans, needle),
+                    Some(*kind),
+                    "{path}: {needle} in {spans:?}"
+                );
+            }
+        };
+        use HighlightKind as K;
+        check(
+            "a.json",
+            r#"{"key": [1, true, "s"]}"#,
+            &[
+                ("key", K::Property),
+                ("1", K::Number),
+                ("true", K::Constant),
+                ("s\"", K::String),
+            ],
+        );
+        check(
+            "a.py",
+            "def f(x: int): return f\"a\" # c",
+            &[
+                ("def", K::Keyword),
+                ("f(", K::Function),
+                ("int", K::Type),
+                ("return", K::Keyword),
+                ("f\"", K::String),
+                ("# c", K::Comment),
+            ],
+        );
+        check(
+            "a.toml",
+            "name = \"x\" # c",
+            &[("name", K::Tag), ("\"x", K::String), ("# c", K::Comment)],
+        );
+        check(
+            "a.go",
+            "func main() { var x int = 1 }",
+            &[
+                ("func", K::Keyword),
+                ("main", K::Function),
+                ("int", K::Type),
+            ],
+        );
+        check(
+            "a.ts",
+            "const x: number = 1;",
+            &[("const", K::Keyword), ("number", K::Type), ("1", K::Number)],
+        );
     }
 
     #[test]
