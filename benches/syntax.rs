@@ -57,6 +57,27 @@ fn keystroke_bench(c: &mut Criterion, name: &str, lines: usize) {
 }
 
 fn benches(c: &mut Criterion) {
+    // What `preload` / the first `detect_language` pays once per process.
+    c.bench_function("load syntax definitions (two-face, newlines)", |b| {
+        b.iter(|| black_box(two_face::syntax::extra_newlines()))
+    });
+    // A process's very first frame: definitions loaded and the regexes of
+    // the Rust grammar compiled on first use (syntect compiles lazily).
+    c.bench_function(
+        "cold first frame: load + compile + 40 lines (raw syntect)",
+        |b| {
+            let src = rust_source(40);
+            let lines: Vec<String> = src.lines().map(|l| format!("{l}\n")).collect();
+            b.iter(|| {
+                let set = two_face::syntax::extra_newlines();
+                let syntax = set.find_syntax_by_extension("rs").expect("rust syntax");
+                let mut state = syntect::parsing::ParseState::new(syntax);
+                for line in &lines {
+                    black_box(state.parse_line(line, &set).expect("parses"));
+                }
+            })
+        },
+    );
     preload();
     keystroke_bench(c, "keystroke + 40-line window, 10k lines", 10_000);
     keystroke_bench(c, "keystroke + 40-line window, 1M lines", 1_000_000);
