@@ -50,8 +50,34 @@ fn keystroke_bench(c: &mut Criterion, name: &str, lines: usize) {
                 rope.insert_char(pos, 'x');
             }
             inserted = !inserted;
-            h.invalidate_from(edit_line);
+            h.edited(edit_line, 0, 0);
             black_box(h.highlight_lines(&rope, first, 40))
+        })
+    });
+}
+
+/// A collaborator types on line `edit_line` while we look at line 5,000.
+fn remote_keystroke_bench(c: &mut Criterion, name: &str, edit_line: usize) {
+    let src = rust_source(10_000);
+    let mut rope = Rope::from_str(&src);
+    let lang = detect_language(Some(Path::new("big.rs")), "");
+    let mut h = Highlighter::new(&lang);
+    // Scroll down to the view so the checkpoints above it are exact.
+    for top in (0..=5_000).step_by(100) {
+        let _ = h.highlight_lines(&rope, top, 40);
+    }
+    let pos = rope.line_to_char(edit_line) + 8;
+    let mut inserted = false;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            if inserted {
+                rope.remove(pos..pos + 1);
+            } else {
+                rope.insert_char(pos, 'x');
+            }
+            inserted = !inserted;
+            h.edited(edit_line, 0, 0);
+            black_box(h.highlight_lines(&rope, 5_000, 40))
         })
     });
 }
@@ -81,6 +107,8 @@ fn benches(c: &mut Criterion) {
     preload();
     keystroke_bench(c, "keystroke + 40-line window, 10k lines", 10_000);
     keystroke_bench(c, "keystroke + 40-line window, 1M lines", 1_000_000);
+
+    remote_keystroke_bench(c, "remote keystroke 4,900 lines above a 40-line view", 100);
 
     let src = rust_source(10_000);
     let rope = Rope::from_str(&src);

@@ -50,7 +50,7 @@
 //! May depend on: std, ropey, syntect, two-face. No terminal types.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::OnceLock;
@@ -569,17 +569,31 @@ struct CacheEntry {
 }
 
 /// Incremental highlighter for one buffer. Owns no text: pass the current
-/// rope to [`Highlighter::highlight_lines`] and report every edit with
-/// [`Highlighter::invalidate_from`].
+/// rope to [`Highlighter::highlight_lines`] and report every edit, local or
+/// remote, with [`Highlighter::edited`] (or the blunter
+/// [`Highlighter::invalidate_from`]).
+///
+/// Checkpoints come in three sorts:
+/// * *exact*: the state at that line, right for the current text;
+/// * *stale*: right before some later edit above them, shifted to their
+///   current line. Parsing from an exact checkpoint down through an edit
+///   and meeting a stale one with an equal state proves it right again, and
+///   with it every stale checkpoint up to the next edited line: the text
+///   between is unchanged. That is what makes a collaborator typing at the
+///   top of a file cheap for someone reading the bottom;
+/// * *approximate*: from a fresh state near a far window (module docs).
 #[derive(Debug)]
 pub struct Highlighter {
     language: Language,
     /// `None` for plain text.
     syntax: Option<&'static SyntaxReference>,
-    /// `exact[i]` is the exact state at the start of line `i *
-    /// CHECKPOINT_INTERVAL`; contiguous from line 0.
-    exact: Vec<State>,
-    /// Approximate states (see module docs) by line.
+    /// Always holds line 0 (when there is a syntax).
+    exact: BTreeMap<usize, State>,
+    stale: BTreeMap<usize, State>,
+    /// First lines of edits made since the stale checkpoints after them were
+    /// computed. A stale checkpoint proven right vouches for the following
+    /// ones only up to the next of these.
+    dirty: BTreeSet<usize>,
     approx: BTreeMap<usize, State>,
     cache: HashMap<u64, Vec<CacheEntry>>,
     cached_lines: usize,
@@ -589,6 +603,8 @@ pub struct Highlighter {
     /// End of the last window asked for: where [`Highlighter::advance`]
     /// heads.
     wanted: usize,
+    /// Lines actually run through syntect (not served from the cache).
+    parsed: u64,
 }
 
 impl Highlighter {
@@ -596,11 +612,16 @@ impl Highlighter {
     /// syntax definitions if nobody has yet.
     pub fn new(language: &Language) -> Self {
         let syntax = language.syntax.and_then(|i| syntax_set().syntaxes().get(i));
-        let exact = syntax.map(|s| vec![State::fresh(s)]).unwrap_or_default();
+        let mut exact = BTreeMap::new();
+        if let Some(s) = syntax {
+            exact.insert(0, State::fresh(s));
+        }
         Self {
             language: language.clone(),
             syntax,
             exact,
+            stale: BTreeMap::new(),
+            dirty: BTreeSet::new(),
             approx: BTreeMap::new(),
             cache: HashMap::new(),
             cached_lines: 0,
@@ -608,6 +629,7 @@ impl Highlighter {
             generation: 0,
             line_buf: String::new(),
             wanted: 0,
+            parsed: 0,
         }
     }
 
@@ -616,19 +638,58 @@ impl Highlighter {
         &self.language
     }
 
-    /// The text changed at or after `line` (an edit, local or remote, whose
-    /// first touched line is `line`). Cheap; the work happens on the next
-    /// [`Highlighter::highlight_lines`].
+    /// The text changed at or after `line`, extent unknown: forget every
+    /// state below `line`. Correct for any edit; prefer
+    /// [`Highlighter::edited`], which keeps what is still usable.
     pub fn invalidate_from(&mut self, line: usize) {
         // The state at the start of `line` depends only on the lines above.
-        self.exact.truncate(line / CHECKPOINT_INTERVAL + 1);
+        drop(self.exact.split_off(&(line + 1)));
+        drop(self.stale.split_off(&(line + 1)));
+        drop(self.approx.split_off(&(line + 1)));
+        drop(self.dirty.split_off(&(line + 1)));
+    }
+
+    /// An edit starting on `line` replaced text containing `removed_breaks`
+    /// line breaks with text containing `inserted_breaks` (count the `\n`s
+    /// of the removed and the inserted text; typing a letter is `(line, 0,
+    /// 0)`, Enter `(line, 0, 1)`, joining two lines `(line, 1, 0)`). Cheap;
+    /// the work happens on the next [`Highlighter::highlight_lines`].
+    pub fn edited(&mut self, line: usize, removed_breaks: usize, inserted_breaks: usize) {
+        let old_end = line.saturating_add(removed_breaks);
+        // Old line number → new, or None if the line was inside the edit.
+        let shift = |k: usize| {
+            if k <= line {
+                Some(k)
+            } else if k <= old_end {
+                None
+            } else {
+                Some(k - removed_breaks + inserted_breaks)
+            }
+        };
+        let moved_exact = self.exact.split_off(&(line + 1));
+        let moved_stale = self.stale.split_off(&(line + 1));
+        for (k, s) in moved_stale.into_iter().chain(moved_exact) {
+            if let Some(k) = shift(k) {
+                self.stale.insert(k, s);
+            }
+        }
+        let moved_dirty = self.dirty.split_off(&(line + 1));
+        self.dirty.extend(moved_dirty.into_iter().filter_map(shift));
+        self.dirty.insert(line);
+        // Approximate states are cheap to rebuild (the line cache has them).
         drop(self.approx.split_off(&(line + 1)));
     }
 
-    /// Number of lines whose start state is known exactly; for tests and
+    /// The furthest line whose start state is known exactly; for tests and
     /// diagnostics.
     pub fn exact_lines(&self) -> usize {
-        self.exact.len().saturating_sub(1) * CHECKPOINT_INTERVAL
+        self.exact.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// How many lines syntect has parsed so far (cache hits excluded); for
+    /// tests and benchmarks.
+    pub fn parsed_lines(&self) -> u64 {
+        self.parsed
     }
 
     /// Spans for lines `first .. first + count` of `rope`, clamped to the
@@ -646,104 +707,190 @@ impl Highlighter {
         self.generation += 1;
         self.wanted = end;
 
-        let (mut line, mut state, exact) = self.start_point(syntax, first);
-        // Lines just above the window are cached too: the next edit restarts
-        // from the checkpoint above them.
-        let cache_from = first.saturating_sub(CHECKPOINT_INTERVAL);
+        let (mut state, exact) =
+            match self.catch_up(syntax, rope, first, FAR_JUMP_LINES, true, true) {
+                Some(state) => (state, true),
+                None => {
+                    let (line, state) = self.approx_start(syntax, first);
+                    (self.approx_walk(syntax, rope, line, state, first), false)
+                }
+            };
         let mut out = Vec::with_capacity(end - first);
-        while line < end {
-            if line % CHECKPOINT_INTERVAL == 0 {
-                self.record_checkpoint(line, &state, exact);
-            }
-            let spans = self.highlight_line(syntax, rope, line, &mut state, line >= cache_from);
-            if line >= first {
-                out.push(spans);
-            }
-            line += 1;
+        for line in first..end {
+            self.checkpoint(line, &state, exact);
+            out.push(self.highlight_line(syntax, rope, line, &mut state, true));
         }
-        if end % CHECKPOINT_INTERVAL == 0 {
-            self.record_checkpoint(end, &state, exact);
-        }
+        self.checkpoint(end, &state, exact);
         self.evict();
         out
     }
 
-    /// Background work: parse up to about `max_lines` lines (rounded up to a
-    /// checkpoint) to extend the exact checkpoints toward the window last
-    /// asked for. Returns whether more work remains. Call it when idle (e.g.
-    /// 100 lines per tick) and redraw afterwards: colours of an
-    /// approximately highlighted window may change once exact states reach
-    /// it.
+    /// Background work: parse up to `max_lines` lines to extend the exact
+    /// checkpoints toward the window last asked for. Returns whether more
+    /// work remains. Call it when idle (e.g. 100 lines per tick) and redraw
+    /// afterwards: an approximately highlighted window may change colours
+    /// once exact states reach it.
     pub fn advance(&mut self, rope: &Rope, max_lines: usize) -> bool {
         let Some(syntax) = self.syntax else {
             return false;
         };
-        let total = rope.len_lines();
-        let target = self.wanted.min(total);
-        let Some(mut state) = self.exact.last().cloned() else {
+        let target = self.wanted.min(rope.len_lines());
+        let Some(&from) = self.exact.range(..=target).next_back().map(|(k, _)| k) else {
             return false;
         };
-        let frontier = (self.exact.len() - 1) * CHECKPOINT_INTERVAL;
         // Within one interval of the window, its own highlighting is exact.
-        if frontier + CHECKPOINT_INTERVAL > target || target - frontier > BACKGROUND_CATCHUP_LINES {
+        if from + CHECKPOINT_INTERVAL > target || target - from > BACKGROUND_CATCHUP_LINES {
             return false;
         }
-        let stop = (frontier + max_lines.max(1))
-            .div_ceil(CHECKPOINT_INTERVAL)
-            .saturating_mul(CHECKPOINT_INTERVAL)
-            .min(total);
-        for line in frontier..stop {
-            let _ = self.highlight_line(syntax, rope, line, &mut state, false);
-            if (line + 1) % CHECKPOINT_INTERVAL == 0 {
-                self.exact.push(state.clone());
-            }
+        if self
+            .catch_up(syntax, rope, target, max_lines.max(1), false, false)
+            .is_some()
+        {
+            return false;
         }
-        // Approximate states the exact ones now cover are never used again.
-        let covered = (self.exact.len() - 1) * CHECKPOINT_INTERVAL;
-        self.approx = self.approx.split_off(&(covered + 1));
-        covered + CHECKPOINT_INTERVAL <= target
+        let from = self.exact_lines();
+        from + CHECKPOINT_INTERVAL <= target
     }
 
-    /// Where to start parsing for a window at `first`: (line, state, exact?).
-    fn start_point(&mut self, syntax: &SyntaxReference, first: usize) -> (usize, State, bool) {
-        let last = self.exact.len().saturating_sub(1);
-        let index = (first / CHECKPOINT_INTERVAL).min(last);
-        let exact_line = index * CHECKPOINT_INTERVAL;
-        if first - exact_line <= FAR_JUMP_LINES {
-            if let Some(state) = self.exact.get(index) {
-                return (exact_line, state.clone(), true);
+    /// Walk from the nearest exact checkpoint to the start of line `target`,
+    /// parsing at most `budget` lines (cache hits and proven stale stretches
+    /// are free). The exact state at `target`, or `None` if over budget; the
+    /// checkpoints found on the way are kept either way. `give_up_early`:
+    /// return `None` at once when the budget surely cannot reach `target`.
+    fn catch_up(
+        &mut self,
+        syntax: &SyntaxReference,
+        rope: &Rope,
+        target: usize,
+        budget: usize,
+        fill_cache: bool,
+        give_up_early: bool,
+    ) -> Option<State> {
+        let (&start, state) = self.exact.range(..=target).next_back()?;
+        // Without a stale stretch to skip, a far target is hopeless: don't
+        // spend the budget finding out.
+        // (BTreeMap::range panics on an empty inclusive range: guard it.)
+        let skippable = start < target && self.stale.range(start + 1..=target).next().is_some();
+        if give_up_early && target - start > budget && !skippable {
+            return None;
+        }
+        let mut state = state.clone();
+        let mut line = start;
+        let parsed_before = self.parsed;
+        // Hits cost ~1 µs a line, so bound the walk too.
+        let mut walked = 0;
+        loop {
+            if let Some((to, s)) = self.resolve_stale(line, &state, target) {
+                line = to;
+                state = s;
+            }
+            if line >= target {
+                return Some(state);
+            }
+            if self.parsed - parsed_before >= budget as u64 || walked >= budget * 8 {
+                return None;
+            }
+            self.checkpoint(line, &state, true);
+            let _ = self.highlight_line(syntax, rope, line, &mut state, fill_cache);
+            line += 1;
+            walked += 1;
+        }
+    }
+
+    /// The walk reached `line` in the exact `state`. If a stale checkpoint
+    /// sits there, settle it; if it proves right, also every stale one after
+    /// it up to the next edited line (at most `limit`), and return the last
+    /// of those to continue from.
+    fn resolve_stale(
+        &mut self,
+        line: usize,
+        state: &State,
+        limit: usize,
+    ) -> Option<(usize, State)> {
+        let old = self.stale.remove(&line)?;
+        // Every stale checkpoint above is settled now, so edits above have
+        // nothing left to guard.
+        self.dirty = self.dirty.split_off(&line);
+        if old != *state {
+            return None;
+        }
+        self.exact.insert(line, old);
+        let bound = self
+            .dirty
+            .iter()
+            .next()
+            .copied()
+            .unwrap_or(usize::MAX)
+            .min(limit);
+        if bound <= line {
+            return None;
+        }
+        let proven: Vec<usize> = self
+            .stale
+            .range(line + 1..=bound)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut last = None;
+        for k in proven {
+            if let Some(s) = self.stale.remove(&k) {
+                last = Some((k, s.clone()));
+                self.exact.insert(k, s);
             }
         }
+        last
+    }
+
+    /// Where approximate parsing for a window at `first` starts.
+    fn approx_start(&mut self, syntax: &SyntaxReference, first: usize) -> (usize, State) {
         if let Some((&line, state)) = self.approx.range(..=first).next_back() {
             if first - line <= FAR_JUMP_LINES {
-                return (line, state.clone(), false);
+                return (line, state.clone());
             }
         }
         let anchor = first.saturating_sub(APPROX_LOOKBEHIND);
         let state = State::fresh(syntax);
         self.approx.insert(anchor, state.clone());
-        (anchor, state, false)
+        (anchor, state)
     }
 
-    fn record_checkpoint(&mut self, line: usize, state: &State, exact: bool) {
+    fn approx_walk(
+        &mut self,
+        syntax: &SyntaxReference,
+        rope: &Rope,
+        from: usize,
+        mut state: State,
+        to: usize,
+    ) -> State {
+        for line in from..to {
+            self.checkpoint(line, &state, false);
+            let _ = self.highlight_line(syntax, rope, line, &mut state, true);
+        }
+        state
+    }
+
+    /// Note the state at the start of `line`: settles a stale checkpoint
+    /// there, and keeps one every [`CHECKPOINT_INTERVAL`] lines.
+    fn checkpoint(&mut self, line: usize, state: &State, exact: bool) {
         if exact {
-            if line / CHECKPOINT_INTERVAL == self.exact.len() {
-                self.exact.push(state.clone());
+            let _ = self.resolve_stale(line, state, line);
+            if line % CHECKPOINT_INTERVAL == 0 {
+                self.exact.entry(line).or_insert_with(|| state.clone());
             }
-        } else {
+        } else if line % CHECKPOINT_INTERVAL == 0 {
             self.approx.entry(line).or_insert_with(|| state.clone());
         }
     }
 
     /// Highlight one line starting in `state`, leaving the state at the start
-    /// of the next line in `state`.
+    /// of the next line in `state`. The cache is always consulted; a parsed
+    /// line is added to it if `fill_cache`.
     fn highlight_line(
         &mut self,
         syntax: &SyntaxReference,
         rope: &Rope,
         line: usize,
         state: &mut State,
-        use_cache: bool,
+        fill_cache: bool,
     ) -> Vec<Span> {
         let slice = rope.line(line);
         if slice.len_chars() > MAX_LINE_CHARS {
@@ -757,25 +904,22 @@ impl Highlighter {
         let content_len = self.line_buf.len();
         self.line_buf.push('\n');
 
-        let key = use_cache.then(|| {
-            let mut h = DefaultHasher::new();
-            self.line_buf.hash(&mut h);
-            h.finish()
-        });
-        if let Some(key) = key {
-            if let Some(entries) = self.cache.get_mut(&key) {
-                if let Some(e) = entries
-                    .iter_mut()
-                    .find(|e| e.start == *state && *e.text == *self.line_buf)
-                {
-                    e.last_used = self.generation;
-                    state.clone_from(&e.end);
-                    return e.spans.clone();
-                }
+        let mut h = DefaultHasher::new();
+        self.line_buf.hash(&mut h);
+        let key = h.finish();
+        if let Some(entries) = self.cache.get_mut(&key) {
+            if let Some(e) = entries
+                .iter_mut()
+                .find(|e| e.start == *state && *e.text == *self.line_buf)
+            {
+                e.last_used = self.generation;
+                state.clone_from(&e.end);
+                return e.spans.clone();
             }
         }
 
-        let start = key.map(|_| state.clone());
+        self.parsed += 1;
+        let start = fill_cache.then(|| state.clone());
         let spans = match parse_line(&mut self.classifier, state, &self.line_buf, content_len) {
             Some(spans) => spans,
             None => {
@@ -786,7 +930,7 @@ impl Highlighter {
                 Vec::new()
             }
         };
-        if let (Some(key), Some(start)) = (key, start) {
+        if let Some(start) = start {
             self.cache.entry(key).or_default().push(CacheEntry {
                 text: self.line_buf.as_str().into(),
                 start,
@@ -1270,6 +1414,115 @@ mod tests {
             "const x: number = 1;",
             &[("const", K::Keyword), ("number", K::Type), ("1", K::Number)],
         );
+    }
+
+    /// Apply `text` over `range` the way the editor would, and tell `h`.
+    fn edit(rope: &mut Rope, h: &mut Highlighter, range: std::ops::Range<usize>, text: &str) {
+        let line = rope.char_to_line(range.start);
+        let removed = rope
+            .slice(range.clone())
+            .chars()
+            .filter(|c| *c == '\n')
+            .count();
+        rope.remove(range.clone());
+        rope.insert(range.start, text);
+        h.edited(line, removed, text.matches('\n').count());
+    }
+
+    fn exact_reference(rope: &Rope, first: usize, count: usize) -> Vec<Vec<Span>> {
+        let mut fresh = Highlighter::new(&lang("x.rs"));
+        fresh.highlight_lines_exact_for_test(rope, first, count)
+    }
+
+    #[test]
+    fn edit_far_above_the_view_is_cheap_and_right() {
+        let mut src = String::new();
+        for i in 0..600 {
+            src.push_str(&format!("let x{i} = \"{i}\"; // n\n"));
+        }
+        let mut rope = Rope::from_str(&src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let _ = h.highlight_lines_exact_for_test(&rope, 500, 40);
+
+        // A collaborator types a letter on line 10, then presses Enter.
+        let at = rope.line_to_char(10) + 4;
+        edit(&mut rope, &mut h, at..at, "y");
+        let before = h.parsed_lines();
+        let got = h.highlight_lines(&rope, 500, 40);
+        assert!(
+            h.parsed_lines() - before <= 2,
+            "parsed {}",
+            h.parsed_lines() - before
+        );
+        assert_eq!(got, exact_reference(&rope, 500, 40));
+
+        edit(&mut rope, &mut h, at..at, "\n");
+        let before = h.parsed_lines();
+        let got = h.highlight_lines(&rope, 501, 40);
+        assert!(
+            h.parsed_lines() - before <= 4,
+            "parsed {}",
+            h.parsed_lines() - before
+        );
+        assert_eq!(got, exact_reference(&rope, 501, 40));
+
+        // Opening a block comment changes every state below: still right.
+        edit(&mut rope, &mut h, at..at, "/*");
+        let got = h.highlight_lines_exact_for_test(&rope, 501, 40);
+        assert!(got
+            .iter()
+            .flatten()
+            .all(|s| s.kind == HighlightKind::Comment));
+        assert_eq!(got, exact_reference(&rope, 501, 40));
+    }
+
+    #[test]
+    fn random_edits_match_a_fresh_highlighter() {
+        let mut src = String::new();
+        for i in 0..60 {
+            src.push_str(match i % 6 {
+                0 => "fn f(a: u32) -> u32 {\n",
+                1 => "    // comment \"q\"\n",
+                2 => "    let s = \"str /* x */\";\n",
+                3 => "    /* block\n",
+                4 => "       end */ a + 1\n",
+                _ => "}\n",
+            });
+        }
+        let mut rope = Rope::from_str(&src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let inserts = ["x", "\"", "/*", "*/", "\n", "//", "{", "\n\n", "é", "😀"];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((seed >> 33) as usize) % n.max(1)
+        };
+        for round in 0..40 {
+            for _ in 0..1 + next(3) {
+                let len = rope.len_chars();
+                let start = next(len + 1);
+                if next(3) == 0 && len > 0 {
+                    let end = (start + 1 + next(30)).min(len);
+                    edit(&mut rope, &mut h, start..end, "");
+                } else {
+                    edit(
+                        &mut rope,
+                        &mut h,
+                        start..start,
+                        inserts[next(inserts.len())],
+                    );
+                }
+            }
+            let total = rope.len_lines();
+            let first = next(total);
+            let got = h.highlight_lines(&rope, first, 20);
+            let mut fresh = Highlighter::new(&lang("x.rs"));
+            let all = fresh.highlight_lines(&rope, 0, total);
+            let want = all[first..(first + 20).min(total)].to_vec();
+            assert_eq!(got, want, "round {round}, window at {first}:\n{rope}");
+        }
     }
 
     #[test]
