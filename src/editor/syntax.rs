@@ -8,44 +8,45 @@
 //!
 //! # How it stays fast
 //!
+//! syntect with the pure-Rust regex engine (`default-fancy`) costs 50–200 µs
+//! per line of Rust on our shared 2-core machines (`benches/syntax.rs`), so
+//! the rule is: parse as few lines as possible, and never many in one frame.
 //! Highlighting a line needs the parser state at its start, which depends on
 //! every line above. [`Highlighter`] therefore keeps:
 //!
-//! * **checkpoints**: the parser state at the start of every
-//!   [`CHECKPOINT_INTERVAL`]-th line, extended as the user scrolls and cut
-//!   back by [`Highlighter::invalidate_from`];
+//! * **checkpoints**: parser states every [`CHECKPOINT_INTERVAL`] lines. An
+//!   edit reported with [`Highlighter::edited`] does not throw away the ones
+//!   below it: they are shifted and kept as *stale*; when parsing down through
+//!   the edit meets one with an equal state, it and every stale one up to the
+//!   next edited line are right again. So a collaborator typing at the top of
+//!   a file costs someone reading line 5,000 a line or two of parsing;
 //! * **a line cache** keyed by *(line text, start state)*: a line whose text
-//!   and start state are unchanged is not parsed again. Because the key holds
-//!   no line number, inserting or deleting lines above does not spoil it: after
-//!   a keystroke usually only the edited line is parsed, and the lines below
-//!   come from the cache as soon as the parser state converges again.
+//!   and start state are unchanged is not parsed again. No line number in the
+//!   key, so lines moving up or down keep their entries; after a keystroke
+//!   usually only the edited line is parsed.
 //!
 //! Deliberate approximations (what makes a 1,000,000-line file usable):
 //!
-//! * A window more than [`FAR_JUMP_LINES`] lines past the last exact
-//!   checkpoint is *not* reached by parsing every line in between; parsing
-//!   restarts from a fresh state [`APPROX_LOOKBEHIND`] lines above the window.
-//!   Code in that region is usually right, but a block comment or string that
-//!   opened far above is missed. Such states are kept apart from the exact
-//!   ones. [`Highlighter::advance`], called by the app when idle, extends the
-//!   exact checkpoints toward the viewed window a bounded number of lines at
-//!   a time (up to [`BACKGROUND_CATCHUP_LINES`] in all), after which the
-//!   window is exact again.
-//!
-//! Why the sync limit is small: syntect with the pure-Rust regex engine
-//! (`default-fancy`) costs 50–200 µs per line of Rust (measured on our shared
-//! 2-core machines, see `benches/syntax.rs`), so a 2,000-line catch-up would
-//! freeze a frame for a quarter second or more.
-//!
-//! Costs to know (same bench, loaded machine): loading the definitions
-//! ~3 ms; the first window of a language ~120 ms more, as syntect compiles
-//! its regexes on first use; a keystroke that leaves the line's end state
-//! unchanged ~70 µs for a 40-line window; one that changes it (typing `"` or
-//! `/*`) re-parses the rest of the window, ~200 µs a line.
+//! * A window that would need more than [`FAR_JUMP_LINES`] lines parsed to
+//!   reach from the exact checkpoints is highlighted from a fresh state
+//!   [`APPROX_LOOKBEHIND`] lines above it. Code there is usually right, but a
+//!   block comment or string opened far above is missed. Approximate states
+//!   are kept apart from exact ones. [`Highlighter::advance`], called by the
+//!   app when idle, extends the exact checkpoints toward the window a bounded
+//!   number of lines at a time (up to [`BACKGROUND_CATCHUP_LINES`] in all),
+//!   after which the window is exact again.
 //! * Lines longer than [`MAX_LINE_CHARS`] chars are not parsed (no spans) and
 //!   leave the parser state unchanged: regex engines on huge minified lines
 //!   are what makes editors freeze.
 //! * Plain Text is never parsed.
+//!
+//! Costs measured with `cargo bench --bench syntax` (machine shared with
+//! other builds, so upper bounds): loading the definitions ~1–3 ms; the
+//! first window of a language ~40–120 ms more, as syntect compiles regexes
+//! on first use ([`preload`] only does the first part); a keystroke that
+//! leaves the line's end state unchanged 30–70 µs for a 40-line window; one
+//! that changes it (typing `"` or `/*`) re-parses the rest of the window at
+//! the per-line cost above.
 //!
 //! May depend on: std, ropey, syntect, two-face. No terminal types.
 
