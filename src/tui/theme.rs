@@ -366,7 +366,18 @@ fn load_raw(
     // A user's "default.toml" saying `inherits = "default"` means the
     // bundled default, not itself.
     let allow_user = !(is_user && parent == name);
-    let mut base = load_raw(&parent, user_dir, allow_user, chain)?;
+    let mut base = match load_raw(&parent, user_dir, allow_user, chain) {
+        Ok(base) => base,
+        // Say which file asked for the missing theme.
+        Err(ThemeError::NotFound { name, available }) => {
+            return Err(ThemeError::Invalid {
+                file,
+                key: "inherits".into(),
+                message: format!("theme '{name}' not found (bundled themes: {available})"),
+            })
+        }
+        Err(e) => return Err(e),
+    };
     merge(&mut base, table);
     Ok(base)
 }
@@ -673,6 +684,12 @@ mod tests {
         assert!(e.contains("shiny"), "{e}");
         let e = load_theme("pal", Some(d)).unwrap_err().to_string();
         assert!(e.contains("nope"), "{e}");
+        fs::write(d.join("orphan.toml"), "inherits = \"gone\"\n").unwrap();
+        let e = load_theme("orphan", Some(d)).unwrap_err().to_string();
+        assert!(
+            e.contains("orphan.toml") && e.contains("inherits") && e.contains("gone"),
+            "{e}"
+        );
         let e = load_theme("nosuch", Some(d)).unwrap_err().to_string();
         assert!(e.contains("nosuch") && e.contains("default"), "{e}");
         assert!(matches!(
