@@ -58,8 +58,14 @@ fn keystroke_bench(c: &mut Criterion, lines: usize, name: &str) {
         b.goto_line(lines / 2, Some(5));
     }
     term.draw(|f| app.render(f)).expect("draw");
-    let key = AppEvent::Term(Event::Key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE)));
-    let bs = AppEvent::Term(Event::Key(KeyEvent::new(KeyCode::Backspace, KeyModifiers::NONE)));
+    let key = AppEvent::Term(Event::Key(KeyEvent::new(
+        KeyCode::Char('x'),
+        KeyModifiers::NONE,
+    )));
+    let bs = AppEvent::Term(Event::Key(KeyEvent::new(
+        KeyCode::Backspace,
+        KeyModifiers::NONE,
+    )));
     let mut flip = false;
     c.bench_function(name, |b| {
         b.iter(|| {

@@ -265,18 +265,17 @@ impl Buffer {
         if !continues {
             self.doc.break_undo_group();
         }
-        let first_line = changes
-            .iter()
-            .map(|c| c.start.min(self.rope().len_chars()))
-            .min()
-            .map(|c| self.rope().char_to_line(c))
-            .unwrap_or(0);
         let mut sel = self.selection;
         for change in changes {
             sel = sel.map(change);
+            let info = highlight_edit(self.doc.rope(), change);
+            // One at a time: each change's line numbers are known only
+            // against the text the previous one left. They merge into the
+            // same undo group.
+            self.doc.apply_local(std::slice::from_ref(change));
+            self.note_edit(info);
         }
-        self.doc.apply_local(changes);
-        self.after_text_change(first_line);
+        self.matches.invalidate();
         self.selection = after.unwrap_or(sel);
         self.clamp_selection();
         self.preferred_col = None;
@@ -289,27 +288,36 @@ impl Buffer {
 
     /// Applies changes made by someone else (or by undo): the text changes,
     /// the selection is mapped through, nothing is recorded for undo here.
+    ///
+    /// `changes` must already be applied to the document; they are replayed
+    /// here only for positions, so the highlighter is told to start over
+    /// from the first touched line.
     pub fn after_external_changes(&mut self, changes: &[Change]) {
-        let mut first_line = usize::MAX;
+        let mut first = usize::MAX;
         let mut sel = self.selection;
         for change in changes {
             sel = sel.map(change);
-            first_line = first_line.min(change.start);
+            first = first.min(change.start);
         }
         self.selection = sel;
         self.clamp_selection();
-        let first_line = if first_line == usize::MAX {
-            0
-        } else {
-            self.rope()
-                .char_to_line(first_line.min(self.rope().len_chars()))
-        };
-        self.after_text_change(first_line);
+        if first != usize::MAX {
+            let line = self.rope().char_to_line(first.min(self.rope().len_chars()));
+            self.highlighter.invalidate_from(line);
+        }
+        self.matches.invalidate();
     }
 
-    fn after_text_change(&mut self, first_line: usize) {
-        self.highlighter.invalidate_from(first_line);
-        self.matches.invalidate();
+    /// Tells the highlighter about one applied change.
+    fn note_edit(&mut self, info: HighlightEdit) {
+        match info {
+            HighlightEdit::Lines {
+                line,
+                removed,
+                inserted,
+            } => self.highlighter.edited(line, removed, inserted),
+            HighlightEdit::From(line) => self.highlighter.invalidate_from(line),
+        }
     }
 
     fn clamp_selection(&mut self) {
@@ -645,7 +653,8 @@ impl Buffer {
     fn place_after_history(&mut self, applied: &[Change]) {
         let first = applied.iter().map(|c| c.start).min().unwrap_or(0);
         let first_line = self.rope().char_to_line(first.min(self.rope().len_chars()));
-        self.after_text_change(first_line);
+        self.highlighter.invalidate_from(first_line);
+        self.matches.invalidate();
         if let Some(last) = applied.last() {
             self.selection = Selection::point(last.start + last.inserted_len());
         }
@@ -818,6 +827,39 @@ impl Buffer {
     /// Points the buffer at a new path (after a rename).
     pub fn set_path(&mut self, path: &Path) {
         self.path = Some(path.to_path_buf());
+    }
+}
+
+/// What the highlighter needs to know about a change.
+#[derive(Debug, Clone, Copy)]
+enum HighlightEdit {
+    /// Lines `line..=line+removed` became `line..=line+inserted`.
+    Lines {
+        line: usize,
+        removed: usize,
+        inserted: usize,
+    },
+    /// Anything may have changed from this line on (a `\r` was involved,
+    /// which can merge with or split from a neighbouring `\n`).
+    From(usize),
+}
+
+/// Describes `change` (not yet applied to `rope`) for the highlighter.
+fn highlight_edit(rope: &Rope, change: &Change) -> HighlightEdit {
+    let len = rope.len_chars();
+    let c = change.clamped(len);
+    let line = rope.char_to_line(c.start);
+    let touches_cr = c.text.contains('\r')
+        || (c.start > 0 && rope.char(c.start - 1) == '\r')
+        || (c.end < len && rope.char(c.end) == '\n')
+        || rope.slice(c.start..c.end).chars().any(|ch| ch == '\r');
+    if touches_cr {
+        return HighlightEdit::From(line);
+    }
+    HighlightEdit::Lines {
+        line,
+        removed: rope.char_to_line(c.end) - line,
+        inserted: c.text.matches('\n').count(),
     }
 }
 

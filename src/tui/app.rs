@@ -29,6 +29,8 @@ pub const NOTICE_ERROR_TTL: Duration = Duration::from_secs(8);
 pub const WHEEL_LINES: usize = 3;
 /// Two clicks closer than this are a double click.
 pub const DOUBLE_CLICK: Duration = Duration::from_millis(400);
+/// Lines the highlighter may parse per idle tick.
+pub const HIGHLIGHT_CATCHUP_PER_TICK: usize = 500;
 /// Entries shown in the palette and quick open.
 pub const PICKER_LIMIT: usize = 200;
 
@@ -268,7 +270,7 @@ impl App {
     pub fn new(path: &Path, loaded: ConfigLoad, clipboard: Clipboard) -> Result<Self, String> {
         let config = loaded.config;
         let (keymap, key_warnings) = Keymap::with_overrides(&config.keys);
-        let user_themes = loaded.path.parent().map(|p| p.join("themes"));
+        let user_themes = Some(crate::config::theme_dir_for(&loaded.path));
         let mut warnings = loaded.warnings;
         warnings.extend(key_warnings);
         let theme = match super::theme::load_theme(&config.theme, user_themes.as_deref()) {
@@ -388,6 +390,11 @@ impl App {
     pub fn tick(&mut self) {
         let now = Instant::now();
         self.notices.retain(|n| n.until > now);
+        // Idle time: let the highlighter catch up after a far jump.
+        if let Some(b) = self.editor.buffer_mut() {
+            b.highlighter
+                .advance(b.doc.rope(), HIGHLIGHT_CATCHUP_PER_TICK);
+        }
         if let (Some(Overlay::QuickOpen(p)), Some(idx)) = (&mut self.overlay, &self.file_index) {
             let files = idx.snapshot();
             if files.len() != p.all.len() {

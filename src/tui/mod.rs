@@ -57,6 +57,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     if !io::stdin().is_terminal() || !io::stdout().is_terminal() {
         anyhow::bail!("lshed needs a terminal (stdin and stdout must be a tty)");
     }
+    // Syntax definitions load in the background so the first frame is not
+    // kept waiting.
+    std::thread::spawn(crate::editor::syntax::preload);
     let loaded = crate::config::load();
     let mouse = loaded.config.mouse;
     let mut app =

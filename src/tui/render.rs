@@ -631,7 +631,7 @@ struct LineStyles {
 }
 
 fn syntax_style(theme: &super::theme::Theme, span: &HlSpan) -> Style {
-    theme.style(span.kind.theme_key())
+    theme.syntax_style(span.kind)
 }
 
 /// Moves the view so the cursor is on screen.
