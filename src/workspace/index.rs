@@ -203,24 +203,19 @@ fn walk(root: &Path, shared: &Shared) {
             break;
         }
         let chain = rules::chain_for_dir(&parent_chain, &dir);
-        let Ok(entries) = rules::list_dir(&dir, &chain) else {
+        let Ok(mut entries) = rules::list_dir(&dir, &chain) else {
             continue;
         };
-        let mut named: Vec<(String, rules::Entry)> = entries
-            .into_iter()
-            .filter_map(|e| Some((e.name.to_str()?.to_owned(), e)))
-            .collect();
-        named.sort_by(|(an, a), (bn, b)| {
-            b.is_dir
-                .cmp(&a.is_dir)
-                .then_with(|| rules::natural_cmp(an, bn))
-        });
+        rules::sort_entries(&mut entries);
         let mut subdirs = Vec::new();
-        for (name, e) in named {
+        for e in entries {
+            if !e.name_is_utf8 {
+                continue;
+            }
             let rel = if prefix.is_empty() {
-                name
+                e.name
             } else {
-                format!("{prefix}/{name}")
+                format!("{prefix}/{}", e.name)
             };
             if e.is_dir {
                 if !e.is_symlink {

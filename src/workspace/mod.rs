@@ -36,9 +36,9 @@ pub mod save;
 pub mod tree;
 
 pub use error::{PathError, WorkspaceError};
-pub use index::{fuzzy_match, FileIndex, FuzzyHit};
+pub use index::{fuzzy_match, fuzzy_match_plain, FileIndex, FuzzyHit};
 pub use load::{load_file, LineEnding, LoadedFile, ReadOnlyReason};
 pub use ops::{create_dir, create_file, delete, rename};
 pub use paths::{confine, confine_entry, relative};
 pub use save::{modified_on_disk, save_atomic, SaveOutcome};
-pub use tree::{FileTree, TreeRow};
+pub use tree::{is_hidden, list_folder, FileTree, TreeRow};

@@ -192,41 +192,24 @@ impl FileTree {
     /// remembered as expanded.
     fn subtree(&mut self, dir: &Path, depth: usize) -> Result<Vec<TreeRow>, WorkspaceError> {
         let chain = self.chain_for(dir);
-        let mut entries =
+        let entries =
             rules::list_dir(dir, &chain).map_err(|e| WorkspaceError::from_io("list", dir, e))?;
-        let mut named: Vec<(String, rules::Entry)> = entries
-            .drain(..)
-            .map(|e| (e.name.to_string_lossy().into_owned(), e))
+        let mut rows = sorted_rows(entries, depth);
+        // Remembered expansions, spliced in from the back so earlier
+        // indices stay valid. Usually none: the rows are returned as is.
+        let to_expand: Vec<usize> = (0..rows.len())
+            .filter(|&i| rows[i].is_dir && self.expanded.contains(&rows[i].path))
             .collect();
-        named.sort_by(|(an, a), (bn, b)| {
-            b.is_dir
-                .cmp(&a.is_dir)
-                .then_with(|| rules::natural_cmp(an, bn))
-        });
-
-        let mut rows = Vec::with_capacity(named.len());
-        for (name, e) in named {
-            let expand = e.is_dir && self.expanded.contains(&e.path);
-            rows.push(TreeRow {
-                depth,
-                name,
-                path: e.path,
-                is_dir: e.is_dir,
-                expanded: false,
-                is_symlink: e.is_symlink,
-            });
-            if expand {
-                let path = rows[rows.len() - 1].path.clone();
-                match self.subtree(&path, depth + 1) {
-                    Ok(children) => {
-                        let last = rows.len() - 1;
-                        rows[last].expanded = true;
-                        rows.extend(children);
-                    }
-                    // Became unreadable: show it collapsed.
-                    Err(_) => {
-                        self.expanded.remove(&path);
-                    }
+        for i in to_expand.into_iter().rev() {
+            let path = rows[i].path.clone();
+            match self.subtree(&path, depth + 1) {
+                Ok(children) => {
+                    rows[i].expanded = true;
+                    rows.splice(i + 1..i + 1, children);
+                }
+                // Became unreadable: show it collapsed.
+                Err(_) => {
+                    self.expanded.remove(&path);
                 }
             }
         }
@@ -250,6 +233,68 @@ impl FileTree {
         self.chains.insert(dir.to_path_buf(), chain.clone());
         chain
     }
+}
+
+/// Lists one folder, given as a guest would name it ('/'-separated,
+/// relative to `root`, `"."` for the root): confined, with the tree's
+/// ignore rules and order, rows at depth 0. This is what the host service
+/// answers a guest's "list folder" with. A folder that is itself hidden or
+/// ignored lists as empty.
+pub fn list_folder(root: &Path, rel: &str) -> Result<Vec<TreeRow>, WorkspaceError> {
+    let dir = super::paths::confine(root, rel)?;
+    let canon_root =
+        fs::canonicalize(root).map_err(|e| WorkspaceError::from_io("open", root, e))?;
+    let meta = fs::metadata(&dir).map_err(|e| WorkspaceError::from_io("list", &dir, e))?;
+    if !meta.is_dir() {
+        return Err(WorkspaceError::NotADirectory { path: dir });
+    }
+    let Some(chain) = rules::chain_down_to(&canon_root, &dir) else {
+        return Ok(Vec::new());
+    };
+    let entries =
+        rules::list_dir(&dir, &chain).map_err(|e| WorkspaceError::from_io("list", &dir, e))?;
+    Ok(sorted_rows(entries, 0))
+}
+
+/// Whether `rel` (relative to `root`, '/'-separated) is hidden by the
+/// tree's rules: inside `.git`, or ignored by a `.gitignore` /
+/// `.lshedignore` at any level. The host service can use this to refuse
+/// guests what the tree does not show (e.g. `.git/config`, which may hold
+/// credentials). Requests that cannot be confined count as hidden.
+pub fn is_hidden(root: &Path, rel: &str) -> bool {
+    let Ok(path) = super::paths::confine_entry(root, rel) else {
+        return true;
+    };
+    let Ok(canon_root) = fs::canonicalize(root) else {
+        return true;
+    };
+    if path == canon_root {
+        return false;
+    }
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return true;
+    };
+    let Some(chain) = rules::chain_down_to(&canon_root, parent) else {
+        return true;
+    };
+    let is_dir = fs::metadata(&path).is_ok_and(|m| m.is_dir());
+    rules::always_hidden(name) || rules::is_ignored(&chain, &path, is_dir)
+}
+
+/// Folders first, then natural case-insensitive order.
+fn sorted_rows(mut entries: Vec<rules::Entry>, depth: usize) -> Vec<TreeRow> {
+    rules::sort_entries(&mut entries);
+    entries
+        .into_iter()
+        .map(|e| TreeRow {
+            depth,
+            name: e.name,
+            path: e.path,
+            is_dir: e.is_dir,
+            expanded: false,
+            is_symlink: e.is_symlink,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -495,6 +540,60 @@ mod tests {
         assert_eq!(tree.visible().len(), 6);
         tree.refresh().unwrap();
         assert_eq!(tree.visible().len(), 6);
+    }
+
+    #[test]
+    fn list_folder_and_is_hidden_for_guests() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for f in [
+            ".git/config",
+            "src/b.rs",
+            "src/a.rs",
+            "src/gen/x.rs",
+            "target/out",
+            "notes.md",
+        ] {
+            touch(root, f);
+        }
+        fs::write(root.join(".gitignore"), "target/\n").unwrap();
+        fs::write(root.join("src/.lshedignore"), "gen/\n").unwrap();
+        let rows = list_folder(root, "src").unwrap();
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, vec![".lshedignore", "a.rs", "b.rs"]);
+        assert_eq!(list_folder(root, ".").unwrap().len(), 3);
+        assert!(list_folder(root, "target").unwrap().is_empty());
+        assert!(list_folder(root, ".git").unwrap().is_empty());
+        assert!(matches!(
+            list_folder(root, "notes.md").unwrap_err(),
+            WorkspaceError::NotADirectory { .. }
+        ));
+        assert!(matches!(
+            list_folder(root, "../"),
+            Err(WorkspaceError::Path(_))
+        ));
+
+        for hidden in [
+            ".git",
+            ".git/config",
+            "target",
+            "target/out",
+            "src/gen",
+            "src/gen/x.rs",
+            "../x",
+        ] {
+            assert!(is_hidden(root, hidden), "{hidden}");
+        }
+        for shown in [
+            ".",
+            "src",
+            "src/a.rs",
+            "notes.md",
+            ".gitignore",
+            "new/file.rs",
+        ] {
+            assert!(!is_hidden(root, shown), "{shown}");
+        }
     }
 
     #[test]
