@@ -10,7 +10,9 @@
 //! UTF-8 are skipped (a guest could not name them). The walk stops at
 //! [`MAX_INDEXED_FILES`] (`is_truncated()` then says so) and when the
 //! index is dropped. The index is a snapshot: spawn a new one to pick up
-//! changes (a walk of 100,000 files takes ~0.3 s here).
+//! changes. Measured (release, loaded 2-core machine): 100,000 files in
+//! 1,000 folders are indexed in 115-145 ms; `fuzzy_match` over those
+//! 100,000 paths takes 2-14 ms per query.
 //!
 //! A single walker thread is used rather than `ignore`'s parallel walker:
 //! the machine has two cores shared with the UI, and one thread keeps the
@@ -456,6 +458,20 @@ mod tests {
         );
         let hits = idx.search("main", 5);
         assert_eq!(&*hits[0].0, "src/main.rs");
+    }
+
+    #[test]
+    fn index_skips_non_utf8_names() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9")), "x").unwrap();
+        fs::write(d.path().join("ok.txt"), "x").unwrap();
+        let idx = FileIndex::spawn(d.path());
+        assert!(idx.wait(Duration::from_secs(10)));
+        assert_eq!(
+            idx.snapshot().iter().map(|p| &**p).collect::<Vec<_>>(),
+            vec!["ok.txt"]
+        );
     }
 
     #[test]
