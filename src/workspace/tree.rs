@@ -29,7 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::rules::{self, Chain};
 use super::WorkspaceError;
@@ -165,7 +165,15 @@ impl FileTree {
     pub fn reveal(&mut self, path: &Path) -> Option<usize> {
         let rel = self.relative_path(path)?;
         let mut cur = self.root.clone();
-        let comps: Vec<_> = rel.components().collect();
+        let mut comps = Vec::new();
+        for comp in rel.components() {
+            match comp {
+                Component::Normal(name) => comps.push(name),
+                Component::CurDir => {}
+                // `..` or a root: not a path inside the tree.
+                _ => return None,
+            }
+        }
         let (last, dirs) = comps.split_last()?;
         for comp in dirs {
             cur.push(comp);
@@ -517,6 +525,8 @@ mod tests {
         );
         // Absolute path, spelled through the non-canonical root.
         assert_eq!(tree.reveal(&root.join("a/z.txt")), Some(4));
+        assert_eq!(tree.reveal(Path::new("./a/z.txt")), Some(4));
+        assert_eq!(tree.reveal(Path::new("a/../a/z.txt")), None);
         assert_eq!(tree.reveal(Path::new("ignored/x")), None);
         assert_eq!(tree.reveal(Path::new("a/missing")), None);
         assert_eq!(tree.reveal(Path::new("/etc/passwd")), None);
