@@ -73,6 +73,12 @@ impl FileIndex {
     /// Problems (root missing, thread not started) end the walk early and
     /// are reported by [`FileIndex::error`].
     pub fn spawn(root: &Path) -> FileIndex {
+        Self::spawn_with_limit(root, MAX_INDEXED_FILES)
+    }
+
+    /// Like [`FileIndex::spawn`] with another cap than
+    /// [`MAX_INDEXED_FILES`] (e.g. a smaller one for a guest's view).
+    pub fn spawn_with_limit(root: &Path, max_files: usize) -> FileIndex {
         let shared = Arc::new(Shared::default());
         let canonical = match std::fs::canonicalize(root) {
             Ok(r) => r,
@@ -89,7 +95,7 @@ impl FileIndex {
         let spawned = std::thread::Builder::new()
             .name("lshed-file-index".into())
             .spawn(move || {
-                walk(&walk_root, &worker);
+                walk(&walk_root, &worker, max_files);
                 worker.complete.store(true, Ordering::Release);
             });
         if let Err(e) = spawned {
@@ -193,7 +199,7 @@ fn publish(shared: &Shared, batch: &mut Vec<Arc<str>>) {
 }
 
 /// Depth-first walk in tree order. Unreadable folders are skipped.
-fn walk(root: &Path, shared: &Shared) {
+fn walk(root: &Path, shared: &Shared, max_files: usize) {
     let mut total = 0usize;
     let mut batch = Vec::with_capacity(BATCH);
     let mut last_publish = Instant::now();
@@ -225,7 +231,7 @@ fn walk(root: &Path, shared: &Shared) {
                 }
                 continue;
             }
-            if total == MAX_INDEXED_FILES {
+            if total == max_files {
                 shared.truncated.store(true, Ordering::Release);
                 publish(shared, &mut batch);
                 return;
@@ -472,6 +478,25 @@ mod tests {
             idx.snapshot().iter().map(|p| &**p).collect::<Vec<_>>(),
             vec!["ok.txt"]
         );
+    }
+
+    #[test]
+    fn index_stops_at_the_cap_and_skips_symlinked_folders() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        for i in 0..30 {
+            fs::write(d.path().join(format!("sub/f{i}")), "x").unwrap();
+        }
+        std::os::unix::fs::symlink("sub", d.path().join("alias")).unwrap();
+        std::os::unix::fs::symlink("sub/f1", d.path().join("file_alias")).unwrap();
+        let idx = FileIndex::spawn(d.path());
+        assert!(idx.wait(Duration::from_secs(10)));
+        assert_eq!(idx.len(), 31, "alias/ not descended, file_alias listed");
+        assert!(!idx.is_truncated());
+        let idx = FileIndex::spawn_with_limit(d.path(), 10);
+        assert!(idx.wait(Duration::from_secs(10)));
+        assert_eq!(idx.len(), 10);
+        assert!(idx.is_truncated());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! - [`save`]: atomic save (temp file in the same folder, fsync, rename,
 //!   fsync the folder), keeping permissions and symlinks.
 //! - [`tree`]: the lazy file tree model the UI draws (respects `.gitignore`
-//!   and `.lshedignore`, always hides `.git`).
+//!   and `.lshedignore`, always hides `.git`), plus [`list_folder`] and
+//!   [`is_hidden`] for answering guests with the same rules.
 //! - [`ops`]: create / rename / delete, always through path confinement.
 //! - [`paths`]: confinement of guest-supplied relative paths to the root
 //!   (no absolute paths, no `..`, no symlink escapes) and its inverse.
@@ -14,7 +15,14 @@
 //!
 //! The editor uses this module directly; the collaboration host service
 //! uses it on behalf of guests, who send '/'-separated relative paths that
-//! must go through [`paths::confine`] (or the [`ops`] functions, which do).
+//! must go through [`paths::confine`] (or the [`ops`] functions and
+//! [`list_folder`], which do). Whether guests may open what the tree hides
+//! (`.git/config`, ignored files) is the host service's policy:
+//! [`is_hidden`] answers the question.
+//!
+//! Nothing here watches the disk: callers re-list with
+//! [`FileTree::refresh`], compare mtimes with [`modified_on_disk`] and
+//! re-spawn the [`FileIndex`] when they want fresh state.
 //!
 //! May depend on: std, ignore, nucleo-matcher, ropey, thiserror and rustix
 //! (for `faccessat`, a safe wrapper; the crate denies `unsafe`). No
