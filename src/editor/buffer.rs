@@ -171,7 +171,7 @@ impl Buffer {
             Some(false) => IndentStyle::Tabs,
             None => IndentStyle::detect(&loaded.rope, default_indent),
         };
-        let read_only = loaded.read_only.as_ref().map(|r| r.message());
+        let read_only = loaded.read_only.map(|r| r.message().to_string());
         Self {
             id,
             doc: Document::from_rope(loaded.rope),

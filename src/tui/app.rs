@@ -31,6 +31,8 @@ pub const WHEEL_LINES: usize = 3;
 pub const DOUBLE_CLICK: Duration = Duration::from_millis(400);
 /// Lines the highlighter may parse per idle tick.
 pub const HIGHLIGHT_CATCHUP_PER_TICK: usize = 500;
+/// How long quick open waits for the file index before showing the list.
+pub const QUICK_OPEN_FIRST_WAIT: Duration = Duration::from_millis(50);
 /// Entries shown in the palette and quick open.
 pub const PICKER_LIMIT: usize = 200;
 
@@ -395,13 +397,7 @@ impl App {
             b.highlighter
                 .advance(b.doc.rope(), HIGHLIGHT_CATCHUP_PER_TICK);
         }
-        if let (Some(Overlay::QuickOpen(p)), Some(idx)) = (&mut self.overlay, &self.file_index) {
-            let files = idx.snapshot();
-            if files.len() != p.all.len() {
-                p.all = files.into_iter().map(|f| (f, String::new())).collect();
-                p.refilter();
-            }
-        }
+        self.refresh_quick_open();
     }
 
     fn handle_key(&mut self, key: KeyEvent) {
@@ -566,9 +562,7 @@ impl App {
                 }
             }
             Command::RefreshTree => {
-                if let Some(t) = &mut self.tree {
-                    t.refresh();
-                }
+                self.refresh_tree();
             }
             Command::ToggleSoftWrap => {
                 self.editor.config.soft_wrap = !self.editor.config.soft_wrap;
@@ -730,8 +724,8 @@ impl App {
         }
         let name = buf.display_name();
         match buf.save() {
-            Ok(SaveOutcome::Saved) => self.notify(Level::Info, format!("saved {name}")),
-            Ok(SaveOutcome::Recreated) => self.notify(
+            Ok(SaveOutcome::Saved { .. }) => self.notify(Level::Info, format!("saved {name}")),
+            Ok(SaveOutcome::Recreated { .. }) => self.notify(
                 Level::Warning,
                 format!("{name} had been deleted on disk; saved it again"),
             ),
@@ -977,16 +971,37 @@ impl App {
         self.overlay = Some(Overlay::Palette(Picker::new(items)));
     }
 
+    /// Pulls newly indexed files into an open quick-open list.
+    fn refresh_quick_open(&mut self) {
+        if let (Some(Overlay::QuickOpen(p)), Some(idx)) = (&mut self.overlay, &self.file_index) {
+            if idx.len() != p.all.len() {
+                p.all = idx
+                    .snapshot()
+                    .into_iter()
+                    .map(|f| (f.to_string(), String::new()))
+                    .collect();
+                p.refilter();
+            }
+        }
+    }
+
     fn open_quick_open(&mut self) {
         if self.file_index.is_none() {
-            self.file_index = Some(FileIndex::spawn(&self.editor.root));
+            let idx = FileIndex::spawn(&self.editor.root);
+            // Most folders index in a few ms: wait that long so the list is
+            // not empty at first; big ones fill in as the user types.
+            idx.wait(QUICK_OPEN_FIRST_WAIT);
+            self.file_index = Some(idx);
         }
         let files = self
             .file_index
             .as_ref()
             .map(|i| i.snapshot())
             .unwrap_or_default();
-        let items = files.into_iter().map(|f| (f, String::new())).collect();
+        let items = files
+            .into_iter()
+            .map(|f| (f.to_string(), String::new()))
+            .collect();
         self.overlay = Some(Overlay::QuickOpen(Picker::new(items)));
     }
 
@@ -999,6 +1014,7 @@ impl App {
     }
 
     fn overlay_key(&mut self, key: KeyEvent) {
+        self.refresh_quick_open();
         let Some(overlay) = self.overlay.take() else {
             return;
         };
@@ -1127,9 +1143,7 @@ impl App {
                 };
                 buf.set_path(&path);
                 self.save_active();
-                if let Some(t) = &mut self.tree {
-                    t.refresh();
-                }
+                self.refresh_tree();
                 Ok(())
             }
             PromptKind::NewFile(dir) => {
@@ -1207,9 +1221,7 @@ impl App {
                         Some(rel) => match workspace::delete(&root, &rel) {
                             Ok(()) => {
                                 self.notify(Level::Info, format!("deleted {rel}"));
-                                if let Some(t) = &mut self.tree {
-                                    t.refresh();
-                                }
+                                self.refresh_tree();
                                 self.clamp_tree_selection();
                             }
                             Err(e) => self.notify(Level::Error, e.to_string()),
@@ -1250,14 +1262,28 @@ impl App {
         }
     }
 
+    fn refresh_tree(&mut self) {
+        let r = match &mut self.tree {
+            Some(t) => t.refresh(),
+            None => Ok(()),
+        };
+        if let Err(e) = r {
+            self.notify(Level::Error, e.to_string());
+        }
+    }
+
+    fn notices_error(&mut self, text: String) {
+        self.notify(Level::Error, text);
+    }
+
     fn clamp_tree_selection(&mut self) {
         let n = self.tree.as_ref().map(|t| t.visible().len()).unwrap_or(0);
         self.tree_selected = self.tree_selected.min(n.saturating_sub(1));
     }
 
     fn refresh_tree_and_reveal(&mut self, path: &Path) {
+        self.refresh_tree();
         if let Some(t) = &mut self.tree {
-            t.refresh();
             if let Some(i) = t.reveal(path) {
                 self.tree_selected = i;
             }
@@ -1291,7 +1317,9 @@ impl App {
         };
         self.tree_selected = idx;
         if row.is_dir {
-            tree.toggle(idx);
+            if let Err(e) = tree.toggle(idx) {
+                self.notify(Level::Error, e.to_string());
+            }
         } else {
             self.open_and_focus(&row.path);
         }
@@ -1320,7 +1348,11 @@ impl App {
                 let sel = self.tree_selected;
                 if let Some(t) = self.tree.as_mut() {
                     match t.visible().get(sel) {
-                        Some(r) if r.is_dir && !r.expanded => t.expand(sel),
+                        Some(r) if r.is_dir && !r.expanded => {
+                            if let Err(e) = t.expand(sel) {
+                                self.notices_error(e.to_string());
+                            }
+                        }
                         Some(r) if r.is_dir => {
                             self.tree_selected = (sel + 1).min(t.visible().len().saturating_sub(1))
                         }
