@@ -477,16 +477,20 @@ async fn host_handshake(
     };
     if pending_tx.try_send(pending).is_err() {
         // The approval queue is full, or the host stopped listening.
+        drop(slot);
         refuse(&conn, &mut send, RefusalReason::Full).await;
         return Err("approval queue full".into());
     }
     let reply = match tokio::time::timeout(shared.options.approval_timeout, decision_rx).await {
         Ok(Ok(Decision::Accept(reply))) => reply,
         Ok(Ok(Decision::Reject)) | Ok(Err(_)) => {
+            // Free the slot before the guest can learn it was refused.
+            drop(slot);
             refuse(&conn, &mut send, RefusalReason::Rejected).await;
             return Err("rejected by the host".into());
         }
         Err(_) => {
+            drop(slot);
             refuse(&conn, &mut send, RefusalReason::ApprovalTimedOut).await;
             return Err("approval timed out".into());
         }
