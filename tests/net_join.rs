@@ -185,6 +185,79 @@ async fn dropping_the_host_endpoint_ends_the_session() {
 }
 
 #[tokio::test]
+async fn end_session_closes_every_guest_and_refuses_late_joiners() {
+    let host = HostEndpoint::bind(LOCALHOST).unwrap();
+    let link = host.invite_link();
+    let (host_tx, mut host_rx) = mpsc::channel(1);
+    let (end_tx, mut end_rx) = mpsc::channel::<()>(1);
+    tokio::spawn(async move {
+        let mut host = host;
+        let mut peers = Vec::new();
+        loop {
+            tokio::select! {
+                Some(p) = host.accept() => peers.push(p.accept().await.unwrap()),
+                _ = end_rx.recv() => break,
+            }
+        }
+        host.end_session();
+        host_tx.send(()).await.unwrap();
+        // Keep the endpoint (and the peers) alive so late joiners hear "ended".
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        drop(peers);
+    });
+    let mut a = join_as(&link, "ada").await.unwrap();
+    let mut b = join_as(&link, "bob").await.unwrap();
+    end_tx.send(()).await.unwrap();
+    host_rx.recv().await.unwrap();
+    for g in [&mut a, &mut b] {
+        assert!(g.recv().await.is_none());
+        assert_eq!(
+            g.close_reason(),
+            Some(CloseReason::Remote(CloseCode::SessionEnded))
+        );
+    }
+    let err = join_as(&link, "late").await.unwrap_err();
+    assert!(matches!(err, ConnectError::SessionEnded), "{err:?}");
+}
+
+#[tokio::test]
+async fn unspecified_bind_lists_usable_addresses() {
+    let opts = HostOptions {
+        ports: 47995..=47999,
+        ..HostOptions::default()
+    };
+    let host = HostEndpoint::bind_with(IpAddr::V4(Ipv4Addr::UNSPECIFIED), opts).unwrap();
+    let port = host.local_addr().port();
+    let addrs = host.local_addrs();
+    assert!(
+        addrs.contains(&SocketAddr::new(LOCALHOST, port)),
+        "{addrs:?}"
+    );
+    assert!(addrs
+        .iter()
+        .all(|a| !a.ip().is_unspecified() && a.port() == port));
+    eprintln!("unspecified bind advertises {addrs:?}");
+}
+
+#[test]
+fn binding_outside_a_runtime_is_an_error_not_a_panic() {
+    assert!(matches!(
+        HostEndpoint::bind(LOCALHOST),
+        Err(HostError::NoRuntime)
+    ));
+}
+
+#[tokio::test]
+async fn long_names_are_cut_not_refused() {
+    let host = HostEndpoint::bind(LOCALHOST).unwrap();
+    let (link, mut guests) = auto_accept(host);
+    let g = join_as(&link, &"n".repeat(10_000)).await.unwrap();
+    let h = guests.recv().await.unwrap();
+    assert_eq!(h.info().name.len(), lshed::net::limits::MAX_NAME_CHARS);
+    assert_eq!(g.info().name, h.info().name);
+}
+
+#[tokio::test]
 async fn wrong_secret_is_refused() {
     let host = HostEndpoint::bind(LOCALHOST).unwrap();
     let (mut link, _guests) = auto_accept(host);

@@ -24,7 +24,7 @@ use std::any::Any;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -76,6 +76,9 @@ pub enum HostError {
     /// The system random generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// Called outside a tokio runtime.
+    #[error("the network layer needs a tokio runtime")]
+    NoRuntime,
 }
 
 /// Tunables of a [`HostEndpoint`]; `Default` gives the product values.
@@ -108,10 +111,19 @@ struct HostShared {
     ended: AtomicBool,
     next_participant: AtomicU64,
     guests: Arc<AtomicUsize>,
+    /// Every connection that got past TLS, so `end_session` can close them.
+    conns: Mutex<Vec<quinn::Connection>>,
     options: HostOptions,
 }
 
 impl HostShared {
+    fn track(&self, conn: &quinn::Connection) {
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.retain(|c| c.close_reason().is_none());
+            conns.push(conn.clone());
+        }
+    }
+
     fn reserve_slot(&self) -> Option<SlotGuard> {
         let max = self.options.max_guests;
         self.guests
@@ -162,6 +174,9 @@ impl HostEndpoint {
 
     /// As [`HostEndpoint::bind`], with explicit options.
     pub fn bind_with(ip: IpAddr, options: HostOptions) -> Result<Self, HostError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(HostError::NoRuntime);
+        }
         let identity = HostIdentity::generate()?;
         let config = server_config(&identity)?;
         let rng = ring::rand::SystemRandom::new();
@@ -181,6 +196,7 @@ impl HostEndpoint {
             ended: AtomicBool::new(false),
             next_participant: AtomicU64::new(HOST_PARTICIPANT_ID + 1),
             guests: Arc::new(AtomicUsize::new(0)),
+            conns: Mutex::new(Vec::new()),
             options,
         });
         let (pending_tx, pending) = mpsc::channel(MAX_PENDING_APPROVALS);
@@ -267,9 +283,14 @@ impl HostEndpoint {
     /// [`CloseCode::SessionEnded`].
     pub fn end_session(&self) {
         self.shared.ended.store(true, Ordering::SeqCst);
-        // quinn has no "close all connections but keep accepting", so the
-        // session layer closes its PeerConnections; we close the rest here
-        // when the endpoint goes.
+        if let Ok(mut conns) = self.shared.conns.lock() {
+            for conn in conns.drain(..) {
+                conn.close(
+                    CloseCode::SessionEnded.varint(),
+                    b"the host ended the session",
+                );
+            }
+        }
     }
 }
 
@@ -417,6 +438,7 @@ async fn host_handshake(
         .await
         .map_err(|_| "TLS handshake timed out".to_owned())?
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    shared.track(&conn);
 
     let drop_peer = |detail: String| {
         conn.close(CloseCode::ProtocolViolation.varint(), detail.as_bytes());
@@ -745,11 +767,15 @@ async fn join(
         .map_err(|_| lost(&conn, "cannot open the handshake stream"))?;
     let proof = connection_proof(&conn, &link.secret, &link.session_id)
         .map_err(|e| ConnectError::Local(e.to_string()))?;
+    // Sanitised here too, so a long name cannot push the Hello over the
+    // control frame limit.
+    let name = sanitize_name(&me.name);
+    let color = sanitize_color(&me.color);
     let hello = GuestToHost::Hello(Hello {
         session_id: link.session_id,
         proof,
-        name: me.name.clone(),
-        color: me.color.clone(),
+        name: name.clone(),
+        color: color.clone(),
     });
     let frame = encode_control(options.protocol_version, &hello)
         .map_err(|e| ConnectError::Local(e.to_string()))?;
@@ -798,8 +824,8 @@ async fn join(
         HostToGuest::Welcome { participant_id } => {
             let info = PeerInfo {
                 participant_id,
-                name: me.name.clone(),
-                color: me.color.clone(),
+                name,
+                color,
                 path,
                 remote_addr: conn.remote_address(),
             };
