@@ -368,6 +368,29 @@ async fn undecided_guest_times_out() {
 }
 
 #[tokio::test]
+async fn a_guest_that_gave_up_cannot_be_accepted() {
+    let mut host = HostEndpoint::bind(LOCALHOST).unwrap();
+    let link = host.invite_link();
+    let impatient = ConnectOptions {
+        approval_timeout: Duration::from_millis(200),
+        handshake_timeout: Duration::from_millis(100),
+        ..quick()
+    };
+    let ada = me("ada");
+    let (guest, pending) = tokio::join!(connect_direct(&link, &ada, &impatient), async {
+        host.accept().await.unwrap()
+    });
+    assert!(matches!(guest.unwrap_err(), ConnectError::HandshakeTimeout));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let err = pending.accept().await.unwrap_err();
+    assert!(
+        matches!(err, lshed::net::AcceptError::GuestGone(_)),
+        "{err:?}"
+    );
+    assert_eq!(host.guest_count(), 0);
+}
+
+#[tokio::test]
 async fn a_full_session_refuses_more_guests() {
     let opts = HostOptions {
         max_guests: 1,

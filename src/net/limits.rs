@@ -55,7 +55,10 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Checked before anything is allocated.
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 
-/// Largest handshake (control) frame. A `Hello` is ~100 bytes.
+/// Largest handshake (control) frame. A `Hello` is ~100 bytes. Like the
+/// 4-byte length prefix and the 4-byte version prefix, this is part of the
+/// contract every protocol version keeps, so that a host can always read a
+/// `Hello` far enough to answer "version mismatch".
 pub const MAX_CONTROL_FRAME_LEN: usize = 4 * 1024;
 
 /// Longest display name kept from a `Hello`, in characters (longer names are

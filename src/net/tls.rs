@@ -151,6 +151,9 @@ pub fn client_config(expected: [u8; 32]) -> Result<(quinn::ClientConfig, Mismatc
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
+    // Every connection must show the pinned certificate: no resumption
+    // (and so no 0-RTT), which would skip the certificate.
+    tls.resumption = rustls::client::Resumption::disabled();
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = transport_config();
