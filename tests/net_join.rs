@@ -462,6 +462,55 @@ async fn ipv6_loopback_works() {
 }
 
 #[tokio::test]
+async fn extra_listeners_and_caller_built_endpoints_share_the_session() {
+    // The slot the relay will use: a second listener built from the host's
+    // server config (here a plain ::1 socket), and a guest joining over an
+    // endpoint it built itself.
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let mut host = HostEndpoint::bind(LOCALHOST).unwrap();
+    let (second, guest_ep) = match (
+        quinn::Endpoint::server(host.server_config(), SocketAddr::new(v6, 0)),
+        quinn::Endpoint::client(SocketAddr::new(v6, 0)),
+    ) {
+        (Ok(s), Ok(c)) => (s, c),
+        _ => {
+            eprintln!("SKIPPED extra_listeners…: ::1 is not available on this machine");
+            return;
+        }
+    };
+    let second_addr = second.local_addr().unwrap();
+    assert!(host.add_listener(second, Path::Relayed));
+    let link = host.invite_link();
+    let ada = me("ada");
+    let opts = quick();
+    let (guest, accepted) = tokio::join!(
+        lshed::net::connect_over(guest_ep, second_addr, Path::Relayed, &link, &ada, &opts),
+        async {
+            let pending = host.accept().await.unwrap();
+            assert_eq!(pending.path(), Path::Relayed);
+            pending.accept().await.unwrap()
+        }
+    );
+    let mut guest = guest.unwrap();
+    let mut accepted = accepted;
+    assert_eq!(guest.path(), Path::Relayed);
+    assert_eq!(accepted.path(), Path::Relayed);
+    guest
+        .send(b"via the second listener".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(accepted.recv().await.unwrap(), b"via the second listener");
+    accepted.send(b"back".to_vec()).await.unwrap();
+    assert_eq!(guest.recv().await.unwrap(), b"back");
+    // The direct listener still works, and ids keep counting across listeners.
+    let (g2, h2) = tokio::join!(join_as(&link, "bob"), async {
+        host.accept().await.unwrap().accept().await.unwrap()
+    });
+    assert_eq!(g2.unwrap().info().participant_id, 2);
+    assert_eq!(h2.path(), Path::Direct);
+}
+
+#[tokio::test]
 async fn oversize_send_is_refused_locally_and_the_connection_stays() {
     let host = HostEndpoint::bind(LOCALHOST).unwrap();
     let (link, mut guests) = auto_accept(host);

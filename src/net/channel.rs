@@ -370,15 +370,19 @@ impl PeerConnection {
     /// closes with `code`.
     pub async fn close(self, code: CloseCode) {
         let (done_tx, done_rx) = oneshot::channel();
-        if self
-            .sender
-            .tx
-            .send(Outgoing::Close(code, done_tx))
-            .await
-            .is_ok()
-        {
-            let _ = tokio::time::timeout(GRACEFUL_CLOSE_TIMEOUT * 2, done_rx).await;
-        }
+        let flush = async {
+            if self
+                .sender
+                .tx
+                .send(Outgoing::Close(code, done_tx))
+                .await
+                .is_ok()
+            {
+                let _ = done_rx.await;
+            }
+        };
+        // Bounded even if the peer stopped reading and the queue is full.
+        let _ = tokio::time::timeout(GRACEFUL_CLOSE_TIMEOUT * 2, flush).await;
         self.shared.close(code, "");
     }
 

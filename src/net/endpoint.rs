@@ -149,12 +149,15 @@ impl Drop for SlotGuard {
 /// Dropping it closes every connection it made with
 /// [`CloseCode::SessionEnded`].
 pub struct HostEndpoint {
-    endpoint: quinn::Endpoint,
     local_addr: SocketAddr,
     fingerprint: [u8; 32],
     shared: Arc<HostShared>,
+    server_config: quinn::ServerConfig,
     pending: mpsc::Receiver<PendingGuest>,
-    acceptor: tokio::task::JoinHandle<()>,
+    /// Weak, so `accept` returns `None` once every listener has stopped.
+    pending_tx: mpsc::WeakSender<PendingGuest>,
+    /// Every listener: the direct one, and any added with `add_listener`.
+    listeners: Vec<(quinn::Endpoint, tokio::task::JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for HostEndpoint {
@@ -185,7 +188,7 @@ impl HostEndpoint {
         ring::rand::SecureRandom::fill(&rng, &mut session_id).map_err(|_| HostError::Random)?;
         ring::rand::SecureRandom::fill(&rng, &mut secret).map_err(|_| HostError::Random)?;
 
-        let endpoint = bind_first_free(ip, &options.ports, config)?;
+        let endpoint = bind_first_free(ip, &options.ports, config.clone())?;
         let local_addr = endpoint.local_addr().map_err(|source| HostError::Bind {
             addr: SocketAddr::new(ip, *options.ports.start()),
             source,
@@ -200,6 +203,7 @@ impl HostEndpoint {
             options,
         });
         let (pending_tx, pending) = mpsc::channel(MAX_PENDING_APPROVALS);
+        let weak_tx = pending_tx.downgrade();
         let acceptor = tokio::spawn(accept_loop(
             endpoint.clone(),
             Path::Direct,
@@ -208,13 +212,41 @@ impl HostEndpoint {
         ));
         tracing::info!(%local_addr, "hosting");
         Ok(HostEndpoint {
-            endpoint,
             local_addr,
             fingerprint: identity.fingerprint(),
             shared,
+            server_config: config,
             pending,
-            acceptor,
+            pending_tx: weak_tx,
+            listeners: vec![(endpoint, acceptor)],
         })
+    }
+
+    /// The quinn server configuration of this session (its certificate,
+    /// ALPN and transport settings), for building another listener.
+    pub fn server_config(&self) -> quinn::ServerConfig {
+        self.server_config.clone()
+    }
+
+    /// Serves this session on another quinn endpoint too, built with
+    /// [`HostEndpoint::server_config`]: the relay client's endpoint over its
+    /// relayed socket (`Path::Relayed`), or a second direct address family.
+    /// Its guests go through the same handshake and arrive through the same
+    /// [`HostEndpoint::accept`], tagged with `path`. Returns false (and
+    /// closes `endpoint`) if this host has already stopped.
+    pub fn add_listener(&mut self, endpoint: quinn::Endpoint, path: Path) -> bool {
+        let Some(pending_tx) = self.pending_tx.upgrade() else {
+            endpoint.close(CloseCode::SessionEnded.varint(), b"");
+            return false;
+        };
+        let task = tokio::spawn(accept_loop(
+            endpoint.clone(),
+            path,
+            self.shared.clone(),
+            pending_tx,
+        ));
+        self.listeners.push((endpoint, task));
+        true
     }
 
     /// The bound socket address (IP as given to `bind`, port chosen).
@@ -296,11 +328,13 @@ impl HostEndpoint {
 
 impl Drop for HostEndpoint {
     fn drop(&mut self) {
-        self.acceptor.abort();
-        self.endpoint.close(
-            CloseCode::SessionEnded.varint(),
-            b"the host ended the session",
-        );
+        for (endpoint, task) in &self.listeners {
+            task.abort();
+            endpoint.close(
+                CloseCode::SessionEnded.varint(),
+                b"the host ended the session",
+            );
+        }
     }
 }
 
@@ -664,6 +698,36 @@ pub async fn connect_direct(
     }
     let (endpoint, conn) = race_direct(link, options).await?;
     join(endpoint, conn, Path::Direct, link, me, options).await
+}
+
+/// Joins over a quinn endpoint the caller built — the relay client's
+/// endpoint over its relayed socket, typically — reaching the host at
+/// `addr` (as that endpoint addresses it). The certificate is pinned and the
+/// handshake run exactly as for [`connect_direct`]; `path` is recorded on
+/// the connection. `options.connect_timeout` bounds the QUIC/TLS handshake.
+pub async fn connect_over(
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    path: Path,
+    link: &InviteLink,
+    me: &GuestProfile,
+    options: &ConnectOptions,
+) -> Result<PeerConnection, ConnectError> {
+    let (config, mismatch) =
+        client_config(link.fingerprint).map_err(|e| ConnectError::Local(e.to_string()))?;
+    let unreachable = || ConnectError::Unreachable {
+        tried: 1,
+        timeout: options.connect_timeout,
+    };
+    let connecting = endpoint
+        .connect_with(config, addr, SERVER_NAME)
+        .map_err(|e| ConnectError::Local(e.to_string()))?;
+    let conn = match tokio::time::timeout(options.connect_timeout, connecting).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(_)) if mismatch.is_set() => return Err(ConnectError::CertificateMismatch),
+        Ok(Err(_)) | Err(_) => return Err(unreachable()),
+    };
+    join(endpoint, conn, path, link, me, options).await
 }
 
 /// Races QUIC handshakes to every direct address; returns the first that

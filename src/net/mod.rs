@@ -26,14 +26,18 @@
 //!   connection to the relay: each QUIC datagram is wrapped with the peer's
 //!   relay-assigned id and forwarded; the relay sees only opaque, encrypted
 //!   QUIC packets plus the session id it routes on (never the secret).
-//! - The host registers with the relay and builds a second
-//!   `quinn::Endpoint` with `Endpoint::new_with_abstract_socket`, using the
-//!   *same* server config (certificate); its accept loop is the same
-//!   `accept_loop` with `Path::Relayed`, feeding the same pending queue.
-//! - The guest's `connect_relayed` builds a client endpoint the same way and
-//!   calls the same `join`; `connect` (auto mode) races `race_direct` with
-//!   the relayed attempt, preferring direct: if the direct handshake
-//!   completes within a short grace period after the relayed one, it wins.
+//! - The host registers with the relay, builds a second `quinn::Endpoint`
+//!   with `Endpoint::new_with_abstract_socket` and
+//!   [`HostEndpoint::server_config`] (the *same* certificate), and hands it
+//!   to [`HostEndpoint::add_listener`] with `Path::Relayed`: its guests go
+//!   through the same handshake and arrive through the same `accept`.
+//! - The guest builds a client endpoint the same way and calls
+//!   [`endpoint::connect_over`] with `Path::Relayed`; `connect` (auto mode)
+//!   will race `connect_direct` with that, preferring direct: if the direct
+//!   handshake completes within a short grace period after the relayed
+//!   one, it wins.
+//! - The invite link already carries `relay: Option<String>`; the session
+//!   id routes at the relay, the secret never reaches it.
 //!
 //! May depend on: tokio, quinn, rustls, rcgen, ring, serde/postcard,
 //! base64, thiserror, tracing. Never on the editor, the terminal or the
@@ -53,8 +57,8 @@ pub use channel::{
     CloseCode, CloseReason, MessageSender, PeerConnection, PeerInfo, SendError, TrySendError,
 };
 pub use endpoint::{
-    connect_direct, AcceptError, ConnectError, ConnectOptions, GuestProfile, HostEndpoint,
-    HostError, HostOptions, PendingGuest,
+    connect_direct, connect_over, AcceptError, ConnectError, ConnectOptions, GuestProfile,
+    HostEndpoint, HostError, HostOptions, PendingGuest,
 };
 pub use handshake::RefusalReason;
 pub use link::{InviteLink, LinkError};
