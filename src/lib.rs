@@ -23,5 +23,6 @@ pub mod cli;
 pub mod config;
 pub mod doc;
 pub mod editor;
+pub mod net;
 pub mod tui;
 pub mod workspace;
