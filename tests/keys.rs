@@ -356,3 +356,40 @@ fn horizontal_scroll_follows_cursor() {
     let s = screen(&mut app, 40, 6);
     assert!(s[1].contains("END"), "{s:#?}");
 }
+
+#[test]
+fn remote_cursor_is_drawn_with_its_name() {
+    let dir = folder(&[("t.txt", "hello world\nsecond\n")]);
+    let mut app = app_at(&dir.path().join("t.txt"));
+    app.editor
+        .buffer_mut()
+        .unwrap()
+        .remote_cursors
+        .push(lshed::editor::RemoteCursor {
+            id: 7,
+            name: "alice".into(),
+            color: "#e06c75".into(),
+            anchor: 6,
+            head: 11,
+        });
+    let s = screen(&mut app, 60, 8);
+    assert!(s[1].contains("hello world alice"), "{s:#?}");
+}
+
+#[test]
+fn hidden_buffers_are_not_tabs() {
+    let dir = folder(&[("a.txt", "A"), ("b.txt", "B")]);
+    let mut app = app_at(dir.path());
+    app.editor.open(&dir.path().join("a.txt")).unwrap();
+    app.editor.open(&dir.path().join("b.txt")).unwrap();
+    app.editor.buffers[1].hidden = true;
+    app.editor.active = Some(0);
+    let s = screen(&mut app, 60, 8);
+    assert!(
+        s[0].contains("a.txt") && !s[0].contains("b.txt"),
+        "{}",
+        s[0]
+    );
+    keys(&mut app, "<A-right>");
+    assert_eq!(app.editor.active, Some(0));
+}

@@ -62,6 +62,11 @@ impl Document {
         self.rope.len_chars()
     }
 
+    /// Whether the document has CRDT state (is part of a session).
+    pub fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Increments on every change to the text, local or undo/redo.
     pub fn revision(&self) -> u64 {
         self.revision

@@ -65,6 +65,22 @@ impl Selection {
     }
 }
 
+/// Another participant's cursor and selection in this buffer, resolved to
+/// char indices (the session keeps them as stable positions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCursor {
+    /// Participant id.
+    pub id: u64,
+    /// Display name, drawn beside the cursor.
+    pub name: String,
+    /// Their colour (`#rrggbb` or a colour name).
+    pub color: String,
+    /// Selection anchor.
+    pub anchor: usize,
+    /// Cursor.
+    pub head: usize,
+}
+
 /// What kind of edit, for grouping undo steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EditKind {
@@ -129,6 +145,14 @@ pub struct Buffer {
     last_edit: Option<(EditKind, Instant, usize)>,
     /// Modification time on disk when loaded or last saved.
     pub disk_mtime: Option<std::time::SystemTime>,
+    /// Other participants' cursors.
+    pub remote_cursors: Vec<RemoteCursor>,
+    /// Open for a collaborator only: not shown as a tab until the local
+    /// user opens it.
+    pub hidden: bool,
+    /// The path inside a session ('/'-separated, relative to the shared
+    /// root) when this buffer belongs to one.
+    pub shared_path: Option<String>,
 }
 
 impl Buffer {
@@ -152,6 +176,9 @@ impl Buffer {
             saved_revision: 0,
             last_edit: None,
             disk_mtime: None,
+            remote_cursors: Vec::new(),
+            hidden: false,
+            shared_path: None,
         }
     }
 
@@ -189,6 +216,9 @@ impl Buffer {
             saved_revision: 0,
             last_edit: None,
             disk_mtime: loaded.mtime,
+            remote_cursors: Vec::new(),
+            hidden: false,
+            shared_path: None,
         }
     }
 

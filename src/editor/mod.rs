@@ -14,7 +14,7 @@ pub mod text;
 
 use std::path::{Path, PathBuf};
 
-pub use buffer::{Buffer, BufferId, EditError, EditKind, Selection};
+pub use buffer::{Buffer, BufferId, EditError, EditKind, RemoteCursor, Selection};
 pub use command::Command;
 
 use crate::config::Config;
@@ -79,6 +79,7 @@ impl Editor {
     /// for the user when the file opened read-only.
     pub fn open(&mut self, path: &Path) -> Result<Option<String>, String> {
         if let Some(i) = self.find_open(path) {
+            self.buffers[i].hidden = false;
             self.active = Some(i);
             return Ok(None);
         }
@@ -109,32 +110,61 @@ impl Editor {
     }
 
     /// Closes buffer `idx` without asking (the UI asks first).
+    ///
+    /// A buffer a collaborator still uses stays in memory, hidden.
     pub fn close(&mut self, idx: usize) {
         if idx >= self.buffers.len() {
             return;
         }
-        self.buffers.remove(idx);
+        let keep = self.buffers[idx].shared_path.is_some() && self.buffers[idx].doc.is_shared();
+        if keep {
+            self.buffers[idx].hidden = true;
+        } else {
+            self.buffers.remove(idx);
+        }
         self.active = match self.active {
-            _ if self.buffers.is_empty() => None,
-            Some(a) if a > idx => Some(a - 1),
-            Some(a) => Some(a.min(self.buffers.len() - 1)),
-            None => None,
+            Some(a) if a == idx => (0..idx.min(self.buffers.len()))
+                .rev()
+                .find(|i| !self.buffers[*i].hidden)
+                .or_else(|| self.visible_buffers().next()),
+            Some(a) if a > idx && !keep => Some(a - 1),
+            other => other,
         };
     }
 
-    /// Next tab, wrapping.
+    /// Next tab, wrapping (hidden buffers are skipped).
     pub fn next_buffer(&mut self) {
-        if let Some(a) = self.active {
-            self.active = Some((a + 1) % self.buffers.len());
-        }
+        self.step_buffer(1);
     }
 
     /// Previous tab, wrapping.
     pub fn previous_buffer(&mut self) {
-        if let Some(a) = self.active {
-            let n = self.buffers.len();
-            self.active = Some((a + n - 1) % n);
+        self.step_buffer(-1);
+    }
+
+    fn step_buffer(&mut self, dir: isize) {
+        let Some(a) = self.active else { return };
+        let n = self.buffers.len() as isize;
+        let mut i = a as isize;
+        for _ in 0..n {
+            i = (i + dir).rem_euclid(n);
+            if !self.buffers[i as usize].hidden {
+                self.active = Some(i as usize);
+                return;
+            }
         }
+    }
+
+    /// Indices of the buffers shown as tabs.
+    pub fn visible_buffers(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.buffers.len()).filter(|i| !self.buffers[*i].hidden)
+    }
+
+    /// The buffer belonging to session path `path`.
+    pub fn find_shared(&self, path: &str) -> Option<usize> {
+        self.buffers
+            .iter()
+            .position(|b| b.shared_path.as_deref() == Some(path))
     }
 
     /// Indices of buffers with unsaved changes.

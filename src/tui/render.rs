@@ -78,7 +78,13 @@ impl App {
         self.layout.tabs.clear();
         let mut x = area.x;
         let end = area.x + area.width;
-        for (i, b) in self.editor.buffers.iter().enumerate() {
+        for (i, b) in self
+            .editor
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| !b.hidden)
+        {
             let dirty = if b.is_dirty() { " ●" } else { "" };
             let label = format!(" {}{} ", b.display_name(), dirty);
             let w = text::str_width(&label) as u16;
@@ -98,7 +104,7 @@ impl App {
                 x += 1;
             }
         }
-        if self.editor.buffers.is_empty() {
+        if self.layout.tabs.is_empty() {
             buf.set_stringn(area.x, area.y, " lshed ", area.width as usize, base);
         }
     }
@@ -339,6 +345,7 @@ impl App {
         while rows.len() < height {
             rows.push(None);
         }
+        draw_remote_cursors(fb, buf, text_area, &rows, theme);
         self.layout.rows = rows;
         if focused && !find_open {
             if let Some((x, y)) = cursor_pos {
@@ -632,6 +639,117 @@ struct LineStyles {
 
 fn syntax_style(theme: &super::theme::Theme, span: &HlSpan) -> Style {
     theme.syntax_style(span.kind)
+}
+
+/// Screen cell of `(line, col)` given the row map of the frame.
+fn cell_of(
+    rows: &[Option<(usize, usize)>],
+    area: Rect,
+    line: usize,
+    col: usize,
+) -> Option<(u16, u16)> {
+    let w = area.width as usize;
+    let mut found = None;
+    for (r, row) in rows.iter().enumerate() {
+        if let Some((l, start)) = row {
+            if *l == line && col >= *start && col < start + w.max(1) {
+                found = Some((area.x + (col - start) as u16, area.y + r as u16));
+            }
+        }
+    }
+    found
+}
+
+/// Other participants' selections (tinted) and cursors (a block in their
+/// colour with their name beside it).
+fn draw_remote_cursors(
+    fb: &mut ratatui::buffer::Buffer,
+    buf: &Buffer,
+    area: Rect,
+    rows: &[Option<(usize, usize)>],
+    theme: &super::theme::Theme,
+) {
+    if buf.remote_cursors.is_empty() {
+        return;
+    }
+    let rope = buf.doc.rope();
+    let len = rope.len_chars();
+    let first_line = rows.iter().flatten().map(|r| r.0).min();
+    let last_line = rows.iter().flatten().map(|r| r.0).max();
+    let (Some(first_line), Some(last_line)) = (first_line, last_line) else {
+        return;
+    };
+    for (i, rc) in buf.remote_cursors.iter().enumerate() {
+        let color = participant_color(theme, &rc.color, i);
+        let (s, e) = (
+            rc.anchor.min(rc.head).min(len),
+            rc.anchor.max(rc.head).min(len),
+        );
+        if s < e {
+            let l0 = rope.char_to_line(s).max(first_line);
+            let l1 = rope.char_to_line(e).min(last_line);
+            for line in l0..=l1 {
+                let ls = rope.line_to_char(line);
+                let le = ls + text::line_len(rope, line);
+                let (a, b) = (s.max(ls), e.min(le));
+                if a >= b {
+                    continue;
+                }
+                let ca = text::visual_col(rope, a, buf.tab_width);
+                let cb = text::visual_col(rope, b, buf.tab_width);
+                for col in ca..cb {
+                    if let Some((x, y)) = cell_of(rows, area, line, col) {
+                        if let Some(cell) = fb.cell_mut((x, y)) {
+                            cell.set_style(
+                                Style::default().bg(color).fg(ratatui::style::Color::Black),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let head = rc.head.min(len);
+        let line = rope.char_to_line(head);
+        if line < first_line || line > last_line {
+            continue;
+        }
+        let col = text::visual_col(rope, head, buf.tab_width);
+        let Some((x, y)) = cell_of(rows, area, line, col) else {
+            continue;
+        };
+        if let Some(cell) = fb.cell_mut((x, y)) {
+            cell.set_style(Style::default().bg(color).fg(ratatui::style::Color::Black));
+        }
+        let label = format!("{} ", rc.name);
+        let lw = text::str_width(&label) as u16;
+        let right = area.x + area.width;
+        let lx = if x + 1 + lw <= right {
+            x + 1
+        } else {
+            x.saturating_sub(lw).max(area.x)
+        };
+        fb.set_stringn(
+            lx,
+            y,
+            &label,
+            (right - lx) as usize,
+            Style::default()
+                .bg(color)
+                .fg(ratatui::style::Color::Black)
+                .add_modifier(Modifier::BOLD),
+        );
+    }
+}
+
+/// A participant's colour: theirs if it parses, else the theme's i-th.
+pub fn participant_color(
+    theme: &super::theme::Theme,
+    color: &str,
+    i: usize,
+) -> ratatui::style::Color {
+    color
+        .parse::<ratatui::style::Color>()
+        .unwrap_or_else(|_| theme.participant_color(i))
 }
 
 /// Moves the view so the cursor is on screen.
