@@ -83,7 +83,7 @@ fn keystrokes(c: &mut Criterion) {
 
 fn large_file_text() -> String {
     // ~100 MB of Rust-like text.
-    rust_source(3_300_000)
+    rust_source(4_150_000)
 }
 
 fn large_file(c: &mut Criterion) {
@@ -120,16 +120,25 @@ fn many_files(c: &mut Criterion) {
     for f in 0..1000 {
         std::fs::write(dir.path().join(format!("top{f:04}.rs")), "").expect("write");
     }
+    let flat = tempfile::tempdir().expect("tempdir");
+    for f in 0..100_000 {
+        std::fs::write(flat.path().join(format!("f{f:06}.txt")), "").expect("write");
+    }
     let mut g = c.benchmark_group("startup");
     g.sample_size(20);
-    g.bench_function("100k-file folder to first frame", |b| {
-        b.iter(|| {
-            let mut app = app_on(dir.path());
-            let mut term = Terminal::new(TestBackend::new(120, 40)).expect("backend");
-            term.draw(|f| app.render(f)).expect("draw");
-            app
-        })
-    });
+    for (name, path) in [
+        ("100k files in 100 folders to first frame", dir.path()),
+        ("100k files in one folder to first frame", flat.path()),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut app = app_on(path);
+                let mut term = Terminal::new(TestBackend::new(120, 40)).expect("backend");
+                term.draw(|f| app.render(f)).expect("draw");
+                app
+            })
+        });
+    }
     g.finish();
 }
 

@@ -222,6 +222,29 @@ impl Buffer {
         }
     }
 
+    /// A buffer for a collaborator's file: it has no path on this
+    /// machine, only its path inside the session.
+    pub fn from_document(id: BufferId, shared_path: &str, doc: Document, tab_width: usize) -> Self {
+        let name = std::path::Path::new(shared_path);
+        let first_line: String = doc.rope().line(0).chars().take(200).collect();
+        let language = detect_language(Some(name), &first_line);
+        let line_ending = if doc.rope().line(0).chars().any(|c| c == '\r') {
+            LineEnding::Crlf
+        } else {
+            LineEnding::Lf
+        };
+        let indent = IndentStyle::detect(doc.rope(), IndentStyle::Spaces(tab_width));
+        let mut b = Self::scratch(id, tab_width);
+        b.highlighter = Highlighter::new(&language);
+        b.language = language;
+        b.indent = indent;
+        b.line_ending = line_ending;
+        b.saved_revision = doc.revision();
+        b.doc = doc;
+        b.shared_path = Some(shared_path.to_string());
+        b
+    }
+
     /// The text.
     pub fn rope(&self) -> &Rope {
         self.doc.rope()
@@ -239,6 +262,9 @@ impl Buffer {
 
     /// The name shown in tabs and the status line.
     pub fn display_name(&self) -> String {
+        if let (None, Some(sp)) = (&self.path, &self.shared_path) {
+            return sp.rsplit('/').next().unwrap_or(sp).to_string();
+        }
         match &self.path {
             Some(p) => p
                 .file_name()

@@ -50,6 +50,11 @@ impl Editor {
         }
     }
 
+    /// A fresh buffer id.
+    pub fn alloc_buffer_id(&mut self) -> BufferId {
+        self.alloc_id()
+    }
+
     fn alloc_id(&mut self) -> BufferId {
         let id = self.next_id;
         self.next_id += 1;

@@ -916,18 +916,19 @@ fn render_picker(frame: &mut Frame<'_>, area: Rect, app: &App, p: &Picker, title
 fn render_welcome(frame: &mut Frame<'_>, area: Rect, app: &App) {
     let style = app.theme.style("ui.text.dim");
     let key = |c: Command| app.keymap.keys_for(c).first().cloned().unwrap_or_default();
+    let row = |c: Command, what: &str| Line::from(format!("{:>10}  {:<14}", key(c), what));
     let lines = vec![
-        Line::from(Span::styled("lshed", style.add_modifier(Modifier::BOLD))),
-        Line::from(""),
-        Line::from(format!("{:>10}  open a file", key(Command::QuickOpen))),
-        Line::from(format!(
-            "{:>10}  all commands",
-            key(Command::CommandPalette)
+        Line::from(Span::styled(
+            format!("{:^26}", "lshed"),
+            style.add_modifier(Modifier::BOLD),
         )),
-        Line::from(format!("{:>10}  keys", key(Command::Help))),
-        Line::from(format!("{:>10}  file tree", key(Command::FocusFileTree))),
-        Line::from(format!("{:>10}  new file", key(Command::NewFile))),
-        Line::from(format!("{:>10}  quit", key(Command::Quit))),
+        Line::from(""),
+        row(Command::QuickOpen, "open a file"),
+        row(Command::CommandPalette, "all commands"),
+        row(Command::Help, "keys"),
+        row(Command::FocusFileTree, "file tree"),
+        row(Command::NewFile, "new file"),
+        row(Command::Quit, "quit"),
     ];
     let h = (lines.len() as u16).min(area.height);
     let r = Rect::new(

@@ -71,7 +71,8 @@ pub fn screen(app: &mut App, w: u16, h: u16) -> Vec<String> {
             while x < w {
                 let cell = &buf[(x, y)];
                 line.push_str(cell.symbol());
-                x += 1;
+                // A wide glyph covers the next cell(s), as on a terminal.
+                x += lshed::editor::text::str_width(cell.symbol()).max(1) as u16;
             }
             line
         })
