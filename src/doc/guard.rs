@@ -10,8 +10,14 @@
 //! be good, so the document is never left half-applied.
 
 use super::DocError;
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Once;
+
+thread_local! {
+    /// Depth of [`contain`] calls on this thread.
+    static CONTAINING: Cell<u32> = const { Cell::new(0) };
+}
 
 /// Runs `f`, turning a panic into [`DocError::Panicked`].
 ///
@@ -19,24 +25,23 @@ use std::sync::Once;
 /// the state `f` touched or rebuilds it after a panic (see the module docs).
 pub(crate) fn contain<T>(what: &'static str, f: impl FnOnce() -> T) -> Result<T, DocError> {
     quiet_panics_once();
-    catch_unwind(AssertUnwindSafe(f)).map_err(|_| DocError::Panicked { what })
+    CONTAINING.with(|c| c.set(c.get() + 1));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    CONTAINING.with(|c| c.set(c.get().saturating_sub(1)));
+    result.map_err(|_| DocError::Panicked { what })
 }
 
 /// The default panic hook prints a message and a backtrace hint to stderr,
 /// which would scribble over the terminal UI. Contained panics are reported
-/// through [`DocError`] instead, so the hook is told to stay quiet about
-/// panics raised inside automerge and to defer to the previous hook for
-/// everything else.
+/// through [`DocError`] instead, so the hook stays quiet about panics raised
+/// while [`contain`] runs on this thread and defers to the previous hook for
+/// every other panic.
 fn quiet_panics_once() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let from_automerge = info
-                .location()
-                .map(|l| l.file().contains("automerge"))
-                .unwrap_or(false);
-            if !from_automerge {
+            if CONTAINING.with(|c| c.get()) == 0 {
                 previous(info);
             }
         }));

@@ -471,6 +471,7 @@ impl Document {
             }
             Ok(())
         });
+        // On error `edit` left both sides untouched; the group is dropped.
         let ((), applied) = result.ok()?;
         self.revision += applied.len() as u64;
         inverse.reverse();
