@@ -28,6 +28,35 @@ pub enum Sub {
         #[arg(default_value = ".")]
         path: PathBuf,
     },
+    /// Share a folder: print the invite link and serve guests.
+    Share {
+        /// Folder to share.
+        #[arg(default_value = ".")]
+        path: PathBuf,
+        /// No editor: JSON lines on stdin/stdout (see docs/headless.md).
+        #[arg(long)]
+        headless: bool,
+        /// auto, direct or relay (overrides the config).
+        #[arg(long, value_name = "MODE")]
+        connection_mode: Option<String>,
+        /// Address to listen on (default: every interface).
+        #[arg(long, value_name = "IP", hide = true)]
+        bind: Option<std::net::IpAddr>,
+        /// UDP port range to try, `FIRST-LAST` (default 5990-5999).
+        #[arg(long, value_name = "FIRST-LAST", hide = true)]
+        ports: Option<String>,
+    },
+    /// Join the session at an invite link.
+    Join {
+        /// The invite link (lshed://join/…).
+        link: String,
+        /// No editor: JSON lines on stdin/stdout (see docs/headless.md).
+        #[arg(long)]
+        headless: bool,
+        /// auto, direct or relay (overrides the config).
+        #[arg(long, value_name = "MODE")]
+        connection_mode: Option<String>,
+    },
 }
 
 /// Parses arguments and runs. Returns the process exit code.
@@ -36,6 +65,30 @@ pub fn main() -> i32 {
     let path = match cli.command {
         Some(Sub::Open { path }) => path,
         None => cli.path,
+        Some(Sub::Share {
+            path,
+            headless,
+            connection_mode,
+            bind,
+            ports,
+        }) => {
+            if !headless {
+                eprintln!("lshed: use the editor: open it with `lshed {}` and press the Share key (or run with --headless)", path.display());
+                return 2;
+            }
+            return share_headless(path, connection_mode, bind, ports);
+        }
+        // The editor's join is the lead's (tui); headless is the session layer's.
+        Some(Sub::Join {
+            link,
+            headless,
+            connection_mode,
+        }) => {
+            if !headless {
+                return join_ui(&link);
+            }
+            return join_headless(&link, connection_mode);
+        }
     };
     if let Err(e) = std::fs::metadata(&path) {
         eprintln!(
@@ -50,6 +103,103 @@ pub fn main() -> i32 {
         Err(e) => {
             eprintln!("lshed: {e:#}");
             1
+        }
+    }
+}
+
+/// `lshed join LINK` with the editor. Placeholder until the TUI's join
+/// (`crate::tui::run_join`) lands: the lead replaces this.
+fn join_ui(link: &str) -> i32 {
+    let _ = link;
+    eprintln!(
+        "lshed: joining in the editor is not yet available; use `lshed join LINK --headless`"
+    );
+    2
+}
+
+/// Options and identity for a headless session, from the config and flags.
+fn session_setup(
+    connection_mode: Option<String>,
+) -> Result<(crate::session::Profile, crate::session::SessionOptions), String> {
+    let loaded = crate::config::load();
+    for w in &loaded.warnings {
+        eprintln!("lshed: {w}");
+    }
+    let config = loaded.config;
+    let mut opts = crate::session::SessionOptions {
+        approval: config.guest_approval,
+        connection_mode: config.connection_mode,
+        ..Default::default()
+    };
+    if let Some(mode) = connection_mode {
+        opts.connection_mode = mode.parse().map_err(|_| {
+            format!("--connection-mode: expected auto, direct or relay, got {mode:?}")
+        })?;
+    }
+    let profile = crate::session::Profile {
+        name: config
+            .display_name
+            .unwrap_or_else(crate::session::default_display_name),
+        color: config.color.unwrap_or_else(|| DEFAULT_COLOR.to_string()),
+    };
+    Ok((profile, opts))
+}
+
+/// Cursor colour when the config has none.
+const DEFAULT_COLOR: &str = "#61afef";
+
+fn share_headless(
+    path: PathBuf,
+    connection_mode: Option<String>,
+    bind: Option<std::net::IpAddr>,
+    ports: Option<String>,
+) -> i32 {
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            eprintln!("lshed: cannot share {}: not a folder", path.display());
+            return 2;
+        }
+        Err(e) => {
+            eprintln!(
+                "lshed: cannot share {}: {}",
+                path.display(),
+                crate::tui::app::describe_io(&e)
+            );
+            return 2;
+        }
+    }
+    let (profile, mut opts) = match session_setup(connection_mode) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("lshed: {e}");
+            return 2;
+        }
+    };
+    if let Some(ip) = bind {
+        opts.bind_ip = ip;
+    }
+    if let Some(range) = ports {
+        let parsed = range.split_once('-').and_then(|(a, b)| {
+            Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some((a, b)) if a <= b => opts.host.ports = a..=b,
+            _ => {
+                eprintln!("lshed: --ports: expected FIRST-LAST, got {range:?}");
+                return 2;
+            }
+        }
+    }
+    crate::session::headless::run_host(path, profile, opts)
+}
+
+fn join_headless(link: &str, connection_mode: Option<String>) -> i32 {
+    match session_setup(connection_mode) {
+        Ok((profile, opts)) => crate::session::headless::run_guest(link, profile, opts),
+        Err(e) => {
+            eprintln!("lshed: {e}");
+            2
         }
     }
 }

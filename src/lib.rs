@@ -24,5 +24,6 @@ pub mod config;
 pub mod doc;
 pub mod editor;
 pub mod net;
+pub mod session;
 pub mod tui;
 pub mod workspace;

@@ -1,8 +1,13 @@
 //! The local user's undo and redo stacks.
 //!
-//! An entry is the inverse of what the user did, as a list of changes to
+//! An entry is the inverse of what the user did, as a list of operations to
 //! apply in order. Consecutive edits merge into one group until the editor
 //! breaks the group (cursor moved, a pause, a save, a word boundary).
+//!
+//! The stacks are generic over the operation type: an unshared document
+//! stores plain [`Change`]s (char indices), a shared one stores stable
+//! operations that name the characters by their CRDT identity (see
+//! `undo.rs`), so that undo reverts only this user's edits.
 
 use super::Change;
 
@@ -10,16 +15,26 @@ use super::Change;
 pub const MAX_UNDO_GROUPS: usize = 10_000;
 
 /// Undo and redo stacks of one user.
-#[derive(Debug, Clone, Default)]
-pub struct History {
-    undo: Vec<Vec<Change>>,
-    redo: Vec<Vec<Change>>,
+#[derive(Debug, Clone)]
+pub struct History<T = Change> {
+    undo: Vec<Vec<T>>,
+    redo: Vec<Vec<T>>,
     group_open: bool,
 }
 
-impl History {
+impl<T> Default for History<T> {
+    fn default() -> Self {
+        Self {
+            undo: Vec::new(),
+            redo: Vec::new(),
+            group_open: false,
+        }
+    }
+}
+
+impl<T> History<T> {
     /// Records the inverse of a new local edit; clears redo.
-    pub fn record(&mut self, inverse: Vec<Change>) {
+    pub fn record(&mut self, inverse: Vec<T>) {
         self.redo.clear();
         match self.undo.last_mut() {
             Some(group) if self.group_open => {
@@ -53,21 +68,43 @@ impl History {
         !self.redo.is_empty()
     }
 
-    pub(crate) fn pop_undo(&mut self) -> Option<Vec<Change>> {
+    pub(crate) fn pop_undo(&mut self) -> Option<Vec<T>> {
         self.group_open = false;
         self.undo.pop()
     }
 
-    pub(crate) fn pop_redo(&mut self) -> Option<Vec<Change>> {
+    pub(crate) fn pop_redo(&mut self) -> Option<Vec<T>> {
         self.group_open = false;
         self.redo.pop()
     }
 
-    pub(crate) fn push_redo(&mut self, group: Vec<Change>) {
+    pub(crate) fn push_redo(&mut self, group: Vec<T>) {
         self.redo.push(group);
     }
 
-    pub(crate) fn push_undo(&mut self, group: Vec<Change>) {
+    pub(crate) fn push_undo(&mut self, group: Vec<T>) {
         self.undo.push(group);
+    }
+
+    /// Keeps only the newest `keep` groups of each stack.
+    pub(crate) fn truncate_to(&mut self, keep: usize) {
+        for stack in [&mut self.undo, &mut self.redo] {
+            if stack.len() > keep {
+                stack.drain(..stack.len() - keep);
+            }
+        }
+    }
+
+    /// Every operation of both stacks, for rewriting in place.
+    pub(crate) fn ops_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.undo
+            .iter_mut()
+            .chain(self.redo.iter_mut())
+            .flat_map(|g| g.iter_mut())
+    }
+
+    /// Drops everything.
+    pub(crate) fn clear(&mut self) {
+        *self = Self::default();
     }
 }

@@ -1,31 +1,146 @@
 //! The text document: the buffer type every layer above builds on.
 //!
 //! A [`Document`] is a rope ([`ropey::Rope`]) that the editor renders and
-//! measures, plus the local user's undo history. Positions are `char`
-//! indices into the rope everywhere (never bytes, never graphemes): the
-//! editor snaps them to grapheme boundaries, this module does not care.
+//! measures, plus the local user's undo history, plus — only once the
+//! buffer is shared — its CRDT state ([`SharedState`], automerge). Positions
+//! are `char` indices into the rope everywhere (never bytes, never
+//! graphemes): the editor snaps them to grapheme boundaries, this module
+//! does not care. automerge is used with its code-point text encoding, so
+//! its indices are the same `char` indices (see `crdt.rs`).
 //!
 //! An edit is a plain value: a list of [`Change`]s applied in order, each
-//! replacing a `char` range with new text. Undo entries are edits too, so
-//! undo and redo are just "apply the inverse".
+//! replacing a `char` range with new text. Unshared, undo entries are edits
+//! too, so undo and redo are just "apply the inverse". Shared, undo entries
+//! name chars by their CRDT identity, so undo reverts only this user's
+//! edits (see `undo.rs`).
 //!
-//! May depend on: std, ropey, automerge. Nothing async, nothing terminal,
-//! nothing network.
+//! May depend on: std, ropey, automerge, thiserror. Nothing async, nothing
+//! terminal, nothing network: the session layer moves the bytes.
+//!
+//! # Life of a shared buffer
+//!
+//! - Host: [`Document::share`] builds the CRDT state from the current text
+//!   (or build it on a worker with [`SharedState::build`] from a cheap
+//!   `rope().clone()` and [`Document::attach`] it with
+//!   [`Attach::KeepLocalText`], which folds in edits made meanwhile).
+//!   Local editing before that is rope-only, whatever the file size.
+//! - Guest: [`Document::loading`] shows the text received at once
+//!   (read-only), while a worker runs [`SharedState::load`] on the saved
+//!   state (or the guest starts from [`SharedState::empty`] and the sync
+//!   protocol); then [`Document::attach`] with [`Attach::TakeSharedText`].
+//! - Every local edit is committed as one automerge change; the session
+//!   sends [`Document::take_outgoing`] to every peer, which applies it with
+//!   [`Document::apply_remote`]. A peer that joins or reconnects is brought
+//!   up to date with the sync protocol ([`Document::generate_sync_message`],
+//!   [`Document::receive_sync_message`], one [`PeerSync`] per peer).
+//! - Presence: [`Document::stable_pos`] / [`Document::resolve`].
+//! - Crash recovery / reconnection: [`Document::save_crdt`] and
+//!   [`SharedState::load`].
+//! - Actor ids: one fresh [`ActorId`] per replica per process run
+//!   (`ActorId::random()`); reusing one on two live replicas corrupts the
+//!   change history of both.
+//!
+//! # Hostile input
+//!
+//! Every decode path (change messages, sync messages, saved state, stable
+//! positions, sync states) returns a [`DocError`], never panics. automerge
+//! calls on foreign bytes run inside `catch_unwind`; bytes are fully
+//! decoded before the document is touched, and if applying them panics
+//! anyway, the automerge state is rebuilt from its last checkpoint plus the
+//! log of changes known to be good (see `guard.rs` and `crdt.rs`), so a bad
+//! peer can never leave the document half-applied.
+//!
+//! # Too large to share editable
+//!
+//! A buffer over [`MAX_SHARED_EDITABLE_BYTES`] is shared read-only (no CRDT
+//! state at all, for everybody): building and holding automerge state for
+//! it would freeze the editor for seconds and cost gigabytes.
+//! [`Document::read_only_reason`] gives the message to show.
+//!
+//! # automerge version and layout: a measured choice
+//!
+//! MEASUREMENTS_PLACEHOLDER
 
 mod change;
+mod crdt;
+mod error;
+mod guard;
 mod history;
+mod undo;
 
+pub use automerge::ActorId;
 pub use change::{Assoc, Change};
+pub use crdt::{PeerSync, SharedState, StablePos, CHUNK_CHARS, CHUNK_FULL_CHARS};
+pub use error::DocError;
 pub use history::History;
 
 use ropey::Rope;
+use undo::{StableOp, UndoOp};
 
-/// A text document: a rope plus the local user's undo history.
-#[derive(Debug, Clone, Default)]
+/// Buffers larger than this (UTF-8 bytes) are shared read-only.
+///
+/// Measured on our 2-core machines, making 1 MB shared takes about 0.7 s and
+/// holds about 0.1 GB per replica; 4 MiB is where that reaches a few
+/// seconds and half a gigabyte, which no one should wait for on a key press.
+pub const MAX_SHARED_EDITABLE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Undo groups from before sharing that are kept when a buffer is shared.
+const MAX_LEGACY_GROUPS: usize = 100;
+
+/// What [`Document::share`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareMode {
+    /// The buffer has CRDT state; everyone may edit it.
+    Editable,
+    /// The buffer is too large: shared read-only, see
+    /// [`Document::read_only_reason`].
+    ReadOnly,
+}
+
+/// Which text wins when CRDT state is attached to a document whose rope may
+/// differ from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attach {
+    /// The rope is the truth (host: edits made while the state was being
+    /// built are applied to the CRDT as one local edit and sent to peers).
+    KeepLocalText,
+    /// The CRDT is the truth (guest: the rope is patched to match it).
+    TakeSharedText,
+}
+
+/// A text document: a rope, the local user's undo history and, once shared,
+/// its CRDT state.
+///
+/// `Clone` gives an independent *local* copy: a clone of a shared document
+/// is not shared (two replicas with one actor id would corrupt the shared
+/// history) and has no undo history.
+#[derive(Debug, Default)]
 pub struct Document {
     rope: Rope,
-    history: History,
+    history: History<UndoOp>,
     revision: u64,
+    shared: Option<Box<SharedState>>,
+    read_only: Option<String>,
+    /// The history holds plain entries from before sharing, which must be
+    /// mapped through remote changes.
+    legacy_undo: bool,
+}
+
+impl Clone for Document {
+    fn clone(&self) -> Self {
+        Self {
+            rope: self.rope.clone(),
+            history: if self.shared.is_some() || self.read_only.is_some() {
+                History::default()
+            } else {
+                self.history.clone()
+            },
+            revision: self.revision,
+            shared: None,
+            read_only: None,
+            legacy_undo: false,
+        }
+    }
 }
 
 impl Document {
@@ -36,20 +151,32 @@ impl Document {
 
     /// A document holding `text`; no undo history.
     pub fn from_text(text: &str) -> Self {
-        Self {
-            rope: Rope::from_str(text),
-            history: History::default(),
-            revision: 0,
-        }
+        Self::from_rope(Rope::from_str(text))
     }
 
     /// A document from an already built rope (used by loaders of large files).
     pub fn from_rope(rope: Rope) -> Self {
         Self {
             rope,
-            history: History::default(),
-            revision: 0,
+            ..Self::default()
         }
+    }
+
+    /// A guest's view of a shared file whose CRDT state is still loading:
+    /// shows `text` at once, read-only until [`Document::attach`].
+    pub fn loading(text: &str) -> Self {
+        Self {
+            rope: Rope::from_str(text),
+            read_only: Some("loading the shared document…".into()),
+            ..Self::default()
+        }
+    }
+
+    /// A shared document from loaded CRDT state (rope built from its text).
+    pub fn from_shared(state: SharedState) -> Self {
+        let mut doc = Self::from_text(&state.text());
+        doc.shared = Some(Box::new(state));
+        doc
     }
 
     /// The current text.
@@ -62,14 +189,150 @@ impl Document {
         self.rope.len_chars()
     }
 
-    /// Whether the document has CRDT state (is part of a session).
-    pub fn is_shared(&self) -> bool {
-        false
-    }
-
-    /// Increments on every change to the text, local or undo/redo.
+    /// Increments on every change to the text, local, remote or undo/redo.
     pub fn revision(&self) -> u64 {
         self.revision
+    }
+
+    /// Whether the document has CRDT state.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Whether local edits are refused (see [`Document::read_only_reason`]).
+    /// [`Document::apply_local`], `undo` and `redo` do nothing then.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only_reason().is_some()
+    }
+
+    /// Why the document is read-only, as a message for the user.
+    pub fn read_only_reason(&self) -> Option<&str> {
+        if let Some(reason) = &self.read_only {
+            return Some(reason);
+        }
+        match &self.shared {
+            Some(s) if !s.has_layout() => Some("waiting for the shared document…"),
+            _ => None,
+        }
+    }
+
+    /// The CRDT state, if shared (diagnostics, benchmarks).
+    pub fn shared_state(&self) -> Option<&SharedState> {
+        self.shared.as_deref()
+    }
+
+    /// Makes the buffer shared: builds CRDT state from the current text as
+    /// one change by `actor` (a fresh id for this replica, see the module
+    /// docs). Runs on the calling thread; for large buffers use
+    /// [`SharedState::build`] on a worker and [`Document::attach`].
+    ///
+    /// Above [`MAX_SHARED_EDITABLE_BYTES`] no CRDT state is built and the
+    /// document becomes read-only ([`ShareMode::ReadOnly`]) until
+    /// [`Document::unshare`].
+    ///
+    /// The undo history survives (its newest groups, mapped through remote
+    /// changes from then on; best effort when others edit the same text).
+    pub fn share(&mut self, actor: ActorId) -> Result<ShareMode, DocError> {
+        if self.shared.is_some() {
+            return Ok(ShareMode::Editable);
+        }
+        let bytes = self.rope.len_bytes();
+        if bytes > MAX_SHARED_EDITABLE_BYTES {
+            self.read_only = Some(format!(
+                "this file is {:.1} MiB, over the {} MiB limit for editing together: \
+                 it is shared read-only so that nobody's editor freezes",
+                bytes as f64 / (1024.0 * 1024.0),
+                MAX_SHARED_EDITABLE_BYTES / (1024 * 1024)
+            ));
+            return Ok(ShareMode::ReadOnly);
+        }
+        let state = SharedState::build(&self.rope, actor)?;
+        self.install(state);
+        Ok(ShareMode::Editable)
+    }
+
+    /// Drops the CRDT state (the session ended): back to a local buffer.
+    /// The shared undo history is dropped with it.
+    pub fn unshare(&mut self) {
+        if self.shared.take().is_some() {
+            self.history.clear();
+        }
+        self.read_only = None;
+        self.legacy_undo = false;
+    }
+
+    fn install(&mut self, state: SharedState) {
+        self.history.truncate_to(MAX_LEGACY_GROUPS);
+        self.legacy_undo = self.history.can_undo() || self.history.can_redo();
+        self.shared = Some(Box::new(state));
+        self.read_only = None;
+    }
+
+    /// Attaches CRDT state built or loaded elsewhere (possibly on another
+    /// thread). With [`Attach::TakeSharedText`] the rope is patched to the
+    /// CRDT text and the changes made are returned; with
+    /// [`Attach::KeepLocalText`] the CRDT is patched to the rope (as a local
+    /// edit, sent to peers) and nothing is returned. O(n) once, to compare.
+    pub fn attach(&mut self, state: SharedState, policy: Attach) -> Result<Vec<Change>, DocError> {
+        let target = Rope::from_str(&state.text());
+        self.install(state);
+        let mut out = Vec::new();
+        match policy {
+            Attach::TakeSharedText => {
+                if let Some(change) = crdt::diff_ropes(&self.rope, &target) {
+                    crdt::apply_to_rope(&mut self.rope, &change);
+                    self.after_remote(std::slice::from_ref(&change));
+                    out.push(change);
+                }
+            }
+            Attach::KeepLocalText => {
+                if let (Some(change), Some(shared)) =
+                    (crdt::diff_ropes(&target, &self.rope), self.shared.as_mut())
+                {
+                    // Put the CRDT at the state the rope is at now by
+                    // applying the difference to a scratch rope equal to it.
+                    let mut scratch = target;
+                    shared.edit(&mut scratch, |ed| ed.splice(&change, &mut Vec::new()))?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the CRDT state and undo history into a new document (with a
+    /// copy of the rope) that a worker thread can own, to apply a large
+    /// batch of remote data (a reconnection's sync) without blocking the UI.
+    /// This document stays visible but read-only until
+    /// [`Document::reattach`]. `None` if not shared.
+    pub fn detach_for_sync(&mut self) -> Option<Document> {
+        let shared = self.shared.take()?;
+        let worker = Document {
+            rope: self.rope.clone(),
+            history: std::mem::take(&mut self.history),
+            revision: self.revision,
+            shared: Some(shared),
+            read_only: None,
+            legacy_undo: self.legacy_undo,
+        };
+        self.read_only = Some("synchronising…".into());
+        Some(worker)
+    }
+
+    /// Takes back what [`Document::detach_for_sync`] gave out, patching the
+    /// rope to the worker's text; returns the changes applied to the rope.
+    pub fn reattach(&mut self, worker: Document) -> Vec<Change> {
+        let mut out = Vec::new();
+        if let Some(change) = crdt::diff_ropes(&self.rope, &worker.rope) {
+            crdt::apply_to_rope(&mut self.rope, &change);
+            self.revision += 1;
+            out.push(change);
+        }
+        self.revision = self.revision.max(worker.revision);
+        self.history = worker.history;
+        self.shared = worker.shared;
+        self.legacy_undo = worker.legacy_undo;
+        self.read_only = None;
+        out
     }
 
     /// Applies a local edit and records it for undo (merged into the open
@@ -77,12 +340,40 @@ impl Document {
     ///
     /// Changes are applied in order; each one's indices refer to the text as
     /// left by the previous one. Out-of-range indices are clamped, so a stale
-    /// position can never panic the rope.
+    /// position can never panic the rope. Does nothing on a read-only
+    /// document. Shared, the edit becomes one automerge change, queued for
+    /// [`Document::take_outgoing`].
     pub fn apply_local(&mut self, changes: &[Change]) {
+        if self.is_read_only() {
+            return;
+        }
+        if let Some(shared) = self.shared.as_mut() {
+            let mut undo = Vec::new();
+            let result = shared.edit(&mut self.rope, |ed| {
+                for change in changes {
+                    let change = change.clamped(ed.len());
+                    if !change.is_noop() {
+                        ed.splice(&change, &mut undo)?;
+                    }
+                }
+                Ok(())
+            });
+            // An automerge error on our own, in-range edit would be a bug;
+            // `edit` left both sides as they were, so the edit is dropped.
+            if let Ok(((), applied)) = result {
+                self.revision += applied.len() as u64;
+                if !undo.is_empty() {
+                    undo.reverse();
+                    self.history
+                        .record(undo.into_iter().map(UndoOp::Stable).collect());
+                }
+            }
+            return;
+        }
         let mut inverse = Vec::with_capacity(changes.len());
         for change in changes {
             if let Some(inv) = self.apply_one(change) {
-                inverse.push(inv);
+                inverse.push(UndoOp::Plain(inv));
             }
         }
         if !inverse.is_empty() {
@@ -98,43 +389,179 @@ impl Document {
 
     /// Whether there is anything to undo.
     pub fn can_undo(&self) -> bool {
-        self.history.can_undo()
+        !self.is_read_only() && self.history.can_undo()
     }
 
     /// Whether there is anything to redo.
     pub fn can_redo(&self) -> bool {
-        self.history.can_redo()
+        !self.is_read_only() && self.history.can_redo()
     }
 
     /// Reverts the last undo group of the local user. Returns the changes
     /// that were applied to the text, so the caller can place the cursor.
+    ///
+    /// Shared, only this user's edits are reverted: text others typed inside
+    /// or around ours stays, and text of ours that others already deleted
+    /// stays deleted. A group left with nothing to revert is skipped.
     pub fn undo(&mut self) -> Option<Vec<Change>> {
-        let group = self.history.pop_undo()?;
-        let (applied, inverse) = self.apply_all(&group);
-        self.history.push_redo(inverse);
-        Some(applied)
+        self.step(true)
     }
 
     /// Re-applies the last undone group.
     pub fn redo(&mut self) -> Option<Vec<Change>> {
-        let group = self.history.pop_redo()?;
-        let (applied, inverse) = self.apply_all(&group);
-        self.history.push_undo(inverse);
-        Some(applied)
+        self.step(false)
     }
 
-    fn apply_all(&mut self, changes: &[Change]) -> (Vec<Change>, Vec<Change>) {
-        let mut applied = Vec::with_capacity(changes.len());
-        let mut inverse = Vec::with_capacity(changes.len());
-        for change in changes {
+    fn step(&mut self, undo: bool) -> Option<Vec<Change>> {
+        if self.is_read_only() {
+            return None;
+        }
+        loop {
+            let group = if undo {
+                self.history.pop_undo()?
+            } else {
+                self.history.pop_redo()?
+            };
+            let (applied, inverse) = match self.shared.is_some() {
+                true => self.apply_group_shared(&group)?,
+                false => self.apply_group_plain(&group),
+            };
+            if applied.is_empty()
+                && (undo && self.history.can_undo() || !undo && self.history.can_redo())
+            {
+                continue;
+            }
+            if undo {
+                self.history.push_redo(inverse);
+            } else {
+                self.history.push_undo(inverse);
+            }
+            return Some(applied);
+        }
+    }
+
+    fn apply_group_plain(&mut self, group: &[UndoOp]) -> (Vec<Change>, Vec<UndoOp>) {
+        let mut applied = Vec::with_capacity(group.len());
+        let mut inverse = Vec::with_capacity(group.len());
+        for op in group {
+            // Stable ops cannot exist unshared (unshare clears the history).
+            let UndoOp::Plain(change) = op else { continue };
             let clamped = change.clamped(self.rope.len_chars());
             if let Some(inv) = self.apply_one(&clamped) {
                 applied.push(clamped);
-                inverse.push(inv);
+                inverse.push(UndoOp::Plain(inv));
             }
         }
         inverse.reverse();
         (applied, inverse)
+    }
+
+    fn apply_group_shared(&mut self, group: &[UndoOp]) -> Option<(Vec<Change>, Vec<UndoOp>)> {
+        let shared = self.shared.as_mut()?;
+        let mut inverse: Vec<StableOp> = Vec::new();
+        let result = shared.edit(&mut self.rope, |ed| {
+            for op in group {
+                match op {
+                    UndoOp::Plain(change) => {
+                        let change = change.clamped(ed.len());
+                        if !change.is_noop() {
+                            ed.splice(&change, &mut inverse)?;
+                        }
+                    }
+                    UndoOp::Stable(op) => ed.apply_stable(op, &mut inverse)?,
+                }
+            }
+            Ok(())
+        });
+        // On error `edit` left both sides untouched; the group is dropped.
+        let ((), applied) = result.ok()?;
+        self.revision += applied.len() as u64;
+        inverse.reverse();
+        Some((applied, inverse.into_iter().map(UndoOp::Stable).collect()))
+    }
+
+    /// The local changes made since the last call, as one message to send
+    /// to every peer as it is; `None` if none (or not shared). Small: one
+    /// automerge change per [`Document::apply_local`] call.
+    pub fn take_outgoing(&mut self) -> Option<Vec<u8>> {
+        self.shared.as_mut()?.take_outgoing()
+    }
+
+    /// Applies a message from a peer's [`Document::take_outgoing`] (in any
+    /// order, duplicated or not: automerge queues what it cannot apply yet
+    /// and ignores what it has). Returns the changes made to the rope, in
+    /// order, so the editor can remap selections and re-highlight.
+    ///
+    /// On `Err` the text may still have changed (part of a message applied,
+    /// or the state restored after a contained panic): watch
+    /// [`Document::revision`]. The document is consistent either way.
+    pub fn apply_remote(&mut self, bytes: &[u8]) -> Result<Vec<Change>, DocError> {
+        let shared = self.shared.as_mut().ok_or(DocError::NotShared)?;
+        let outcome = shared.apply_remote(&mut self.rope, bytes);
+        self.after_remote(&outcome.changes);
+        match outcome.error {
+            None => Ok(outcome.changes),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// The next sync-protocol message for `peer`, if any. Call it after
+    /// every local or remote change and after each received sync message,
+    /// until it returns `None`.
+    pub fn generate_sync_message(
+        &mut self,
+        peer: &mut PeerSync,
+    ) -> Result<Option<Vec<u8>>, DocError> {
+        self.shared
+            .as_ref()
+            .ok_or(DocError::NotShared)?
+            .generate_sync_message(peer)
+    }
+
+    /// Applies a sync-protocol message from `peer`; returns the rope changes
+    /// as [`Document::apply_remote`] does.
+    pub fn receive_sync_message(
+        &mut self,
+        peer: &mut PeerSync,
+        msg: &[u8],
+    ) -> Result<Vec<Change>, DocError> {
+        let shared = self.shared.as_mut().ok_or(DocError::NotShared)?;
+        let outcome = shared.receive_sync_message(&mut self.rope, peer, msg);
+        self.after_remote(&outcome.changes);
+        match outcome.error {
+            None => Ok(outcome.changes),
+            Some(e) => Err(e),
+        }
+    }
+
+    fn after_remote(&mut self, changes: &[Change]) {
+        self.revision += changes.len() as u64;
+        if self.legacy_undo {
+            for op in self.history.ops_mut() {
+                if let UndoOp::Plain(c) = op {
+                    for remote in changes {
+                        undo::map_plain(c, remote);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A position that survives concurrent edits, for char index `pos`
+    /// (clamped). `None` if not shared.
+    pub fn stable_pos(&self, pos: usize) -> Option<StablePos> {
+        self.shared.as_ref()?.stable_pos(pos)
+    }
+
+    /// The char index of a stable position now. `None` if not shared or if
+    /// the position belongs to another document.
+    pub fn resolve(&self, pos: &StablePos) -> Option<usize> {
+        self.shared.as_ref()?.resolve(pos)
+    }
+
+    /// Full save of the CRDT state (load with [`SharedState::load`]).
+    pub fn save_crdt(&mut self) -> Result<Vec<u8>, DocError> {
+        Ok(self.shared.as_mut().ok_or(DocError::NotShared)?.save())
     }
 
     /// Applies one change to the rope; returns its inverse, or `None` if it
@@ -145,12 +572,7 @@ impl Document {
             return None;
         }
         let removed: String = self.rope.slice(change.start..change.end).to_string();
-        if change.end > change.start {
-            self.rope.remove(change.start..change.end);
-        }
-        if !change.text.is_empty() {
-            self.rope.insert(change.start, &change.text);
-        }
+        crdt::apply_to_rope(&mut self.rope, &change);
         self.revision += 1;
         Some(Change {
             start: change.start,

@@ -1,0 +1,71 @@
+//! Per-user undo for shared documents.
+//!
+//! In a shared document an undo entry does not say "delete chars 10..15";
+//! by the time the user presses Ctrl+Z, other people may have typed before,
+//! inside or over those chars. Instead an entry names the chars by their
+//! CRDT identity:
+//!
+//! - [`StableOp::RemoveInserted`] undoes an insertion: it deletes, between
+//!   the positions of the first and last inserted char, exactly the chars
+//!   whose automerge op id is ours (our actor, counters of that insertion).
+//!   Text that others typed inside our insertion stays; chars of ours that
+//!   someone already deleted are simply gone.
+//! - [`StableOp::Reinsert`] undoes a deletion: it puts the deleted text back
+//!   at a cursor taken on the first deleted char before it was deleted,
+//!   which automerge resolves to where that char would be now, even after
+//!   others edited around it.
+//!
+//! Applying one kind produces the other as its inverse, so redo works the
+//! same way. Other people's edits are never reverted, and an undo never
+//! fails because the text moved: at worst an entry has nothing left to do.
+//!
+//! Entries recorded before the document became shared stay plain
+//! [`Change`]s; they are mapped through every remote change so that they
+//! keep pointing at the same text (best effort, see [`super::Document::share`]).
+
+use super::Change;
+use automerge::{ActorId, Cursor, ObjId};
+use std::ops::RangeInclusive;
+
+/// One undo or redo operation on a shared document.
+#[derive(Debug, Clone)]
+pub(crate) enum StableOp {
+    /// Delete our chars of one insertion that are still there.
+    RemoveInserted {
+        chunk: ObjId,
+        first: Cursor,
+        last: Cursor,
+        actor: ActorId,
+        counters: RangeInclusive<u64>,
+    },
+    /// Put deleted text back where it was.
+    Reinsert {
+        chunk: ObjId,
+        anchor: Cursor,
+        text: String,
+    },
+}
+
+/// An entry of the document's history.
+#[derive(Debug, Clone)]
+pub(crate) enum UndoOp {
+    /// Char-index change (unshared documents, and entries from before sharing).
+    Plain(Change),
+    /// CRDT-identity operation (shared documents).
+    Stable(StableOp),
+}
+
+/// Rewrites a plain undo change, valid before remote change `remote`, so
+/// that it is valid after it.
+pub(crate) fn map_plain(op: &mut Change, remote: &Change) {
+    if op.start == op.end {
+        let p = remote.map_pos(op.start, super::Assoc::Before);
+        op.start = p;
+        op.end = p;
+    } else {
+        let s = remote.map_pos(op.start, super::Assoc::After);
+        let e = remote.map_pos(op.end, super::Assoc::Before);
+        op.start = s;
+        op.end = e.max(s);
+    }
+}

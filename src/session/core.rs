@@ -1,0 +1,1393 @@
+//! The session state machine, host and guest, sans-I/O.
+//!
+//! [`SessionCore`] runs on the driver thread, reaches documents through
+//! [`DocStore`], and talks to the network only by queueing [`NetCommand`]s
+//! (sent to its [`SessionRuntime`] at the end of every call, or collected
+//! by tests with [`SessionCore::take_commands`]) and by receiving
+//! [`NetEvent`]s ([`SessionCore::poll`] / [`SessionCore::handle_net`]).
+//!
+//! # Host
+//!
+//! The host is the hub: a guest's changes are applied to the host's
+//! document and forwarded, as the same bytes, to every *other* guest that
+//! has the file open; the host's own changes go to every viewer. Each guest
+//! gets a file with `Opened` (its text, to show at once, and the CRDT
+//! snapshot), then every later change of it in order on the same stream.
+//!
+//! # Misbehaving guests
+//!
+//! - A message that does not decode, or change bytes the CRDT rejects:
+//!   the guest is dropped (`CloseCode::ProtocolViolation`); nobody else
+//!   is affected. A correct client never sends these.
+//! - A path that escapes the shared folder (`..`, absolute, symlink out),
+//!   names something the tree hides (`.git`, `.gitignore`d,
+//!   `.lshedignore`d), or is not open: answered with `Error`, the guest
+//!   stays. A person can type such a path (the headless protocol takes
+//!   paths verbatim), so it is a refusal, not an attack.
+//! - An edit, save, create, rename or delete by a read-only guest (or in a
+//!   read-only session): refused — `EditRefused` for edits (the guest then
+//!   reopens the file, which drops its local edit), `Error` for the rest.
+//!   Edits in flight when the host flips read-only meet the same fate.
+//!
+//! # Disk changes by other programs (host)
+//!
+//! Every shared file's mtime and size are checked every [`WATCH_INTERVAL`]
+//! (a `Tick` from the runtime; a handful of `stat`s, so plain polling
+//! rather than inotify, which would need a crate and per-directory watch
+//! limits). A change is merged once mtime/size have been stable for one
+//! more tick (debounce: a formatter writing in steps is seen once). If the
+//! new content equals what we last saved or loaded, nothing happens (our
+//! own save). Otherwise, if the live document still equals that last known
+//! disk text, the line diff is applied as a local edit of the host
+//! ([`DocStore::apply_disk_change`]) and sent to guests. If the document
+//! has unsaved session edits as well, nothing is merged and the UI is told
+//! (a three-way merge is future work). A driver that saves a shared file
+//! itself calls [`SessionCore::saved_locally`] so the watcher knows.
+//!
+//! May depend on: `doc`, `net`, `workspace`, `config`, and the sibling modules.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use super::protocol::{
+    decode_guest, decode_host, encode_msg, DirEntry, GuestToHost, HostToGuest, ParticipantId,
+    ParticipantInfo, WireCursor,
+};
+use super::runtime::{NetCommand, NetEvent, Notify, PendingId, SessionRuntime};
+use super::{
+    diff::diff_text, DocStore, Participant, Profile, SessionEvent, SessionOptions, SessionState,
+};
+use crate::config::GuestApproval;
+use crate::doc::{ActorId, Document, SharedState, StablePos};
+use crate::net::limits::{HOST_PARTICIPANT_ID, MAX_FRAME_LEN};
+use crate::net::{CloseCode, CloseReason, InviteLink, Path};
+use crate::workspace;
+
+/// How often the host checks shared files on disk for changes by other programs.
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Room left in a frame for the rest of an `Opened` message around the
+/// text and CRDT state.
+const OPENED_OVERHEAD: usize = 64 * 1024;
+
+/// One shared file on the host.
+#[derive(Debug, Default)]
+struct SharedFile {
+    /// Guests that have it open.
+    viewers: BTreeSet<ParticipantId>,
+    /// The text we last loaded or saved (what we believe is on disk).
+    disk_text: Option<String>,
+    /// mtime and size of that version.
+    disk_stamp: Option<(Option<SystemTime>, u64)>,
+    /// A differing stamp seen at the last tick (debounce).
+    seen: Option<(Option<SystemTime>, u64)>,
+}
+
+#[derive(Debug)]
+struct HostSide {
+    root: PathBuf,
+    approval: GuestApproval,
+    files: BTreeMap<String, SharedFile>,
+    pending: BTreeMap<PendingId, String>,
+}
+
+#[derive(Debug, Default)]
+struct GuestSide {
+    host_name: String,
+    /// Files adopted into the store.
+    open: BTreeSet<String>,
+    welcomed: bool,
+    /// The session is over; ignore what trickles in.
+    over: bool,
+}
+
+#[derive(Debug)]
+enum Role {
+    Host(HostSide),
+    Guest(GuestSide),
+}
+
+/// One session, host or guest. See the module docs.
+#[derive(Debug)]
+pub struct SessionCore {
+    role: Role,
+    state: SessionState,
+    profile: Profile,
+    me: ParticipantId,
+    participants: BTreeMap<ParticipantId, Participant>,
+    session_read_only: bool,
+    link: Option<String>,
+    path_kind: Option<Path>,
+    events: VecDeque<SessionEvent>,
+    outbox: Vec<NetCommand>,
+    runtime: Option<SessionRuntime>,
+}
+
+fn participant(id: ParticipantId, name: &str, color: &str, is_host: bool) -> Participant {
+    Participant {
+        id,
+        name: name.to_string(),
+        color: color.to_string(),
+        file: None,
+        read_only: false,
+        is_host,
+        following: None,
+        cursor: None,
+    }
+}
+
+fn info_of(p: &Participant) -> ParticipantInfo {
+    ParticipantInfo {
+        id: p.id,
+        name: p.name.clone(),
+        color: p.color.clone(),
+        is_host: p.is_host,
+        read_only: p.read_only,
+        file: p.file.clone(),
+        following: p.following,
+    }
+}
+
+fn decode_cursor(cursor: &Option<WireCursor>) -> Option<(StablePos, StablePos)> {
+    let (a, h) = cursor.as_ref()?;
+    Some((
+        StablePos::from_bytes(a).ok()?,
+        StablePos::from_bytes(h).ok()?,
+    ))
+}
+
+impl SessionCore {
+    // ----------------------------------------------------------------- setup
+
+    /// A host core without a runtime (tests, or a driver doing its own I/O):
+    /// state `Sharing…` until a [`NetEvent::HostStarted`].
+    pub fn new_host(root: PathBuf, profile: Profile, approval: GuestApproval) -> Self {
+        let mut participants = BTreeMap::new();
+        participants.insert(
+            HOST_PARTICIPANT_ID,
+            participant(HOST_PARTICIPANT_ID, &profile.name, &profile.color, true),
+        );
+        SessionCore {
+            role: Role::Host(HostSide {
+                root,
+                approval,
+                files: BTreeMap::new(),
+                pending: BTreeMap::new(),
+            }),
+            state: SessionState::Starting,
+            profile,
+            me: HOST_PARTICIPANT_ID,
+            participants,
+            session_read_only: false,
+            link: None,
+            path_kind: None,
+            events: VecDeque::new(),
+            outbox: Vec::new(),
+            runtime: None,
+        }
+    }
+
+    /// A guest core without a runtime: state `Joining…` until
+    /// [`NetEvent::Joined`] and the host's welcome.
+    pub fn new_guest(profile: Profile) -> Self {
+        SessionCore {
+            role: Role::Guest(GuestSide::default()),
+            state: SessionState::Joining,
+            profile,
+            me: u64::MAX,
+            participants: BTreeMap::new(),
+            session_read_only: false,
+            link: None,
+            path_kind: None,
+            events: VecDeque::new(),
+            outbox: Vec::new(),
+            runtime: None,
+        }
+    }
+
+    /// Starts sharing `root`: a runtime thread binds the listener. `notify`
+    /// is called (from that thread) whenever [`SessionCore::poll`] has work.
+    pub fn host(root: PathBuf, profile: Profile, opts: SessionOptions, notify: Notify) -> Self {
+        let mut core = Self::new_host(root, profile, opts.approval);
+        core.runtime = Some(SessionRuntime::host(opts, notify));
+        core
+    }
+
+    /// Starts joining the session at `link`.
+    pub fn join(link: InviteLink, profile: Profile, opts: SessionOptions, notify: Notify) -> Self {
+        let mut core = Self::new_guest(profile.clone());
+        core.runtime = Some(SessionRuntime::join(link, profile, opts, notify));
+        core
+    }
+
+    /// Handles every queued network event (call when `notify` fired).
+    pub fn poll(&mut self, store: &mut dyn DocStore) {
+        loop {
+            let Some(ev) = self.runtime.as_ref().and_then(|rt| rt.try_recv()) else {
+                break;
+            };
+            self.handle_net(ev, store);
+        }
+        self.flush();
+    }
+
+    /// Commands queued since the last call (only when there is no runtime).
+    pub fn take_commands(&mut self) -> Vec<NetCommand> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    fn flush(&mut self) {
+        if let Some(rt) = &self.runtime {
+            for cmd in self.outbox.drain(..) {
+                rt.send(cmd);
+            }
+        }
+    }
+
+    // ----------------------------------------------------------- inspection
+
+    /// Where the session is.
+    pub fn state(&self) -> SessionState {
+        self.state
+    }
+
+    /// Whether the runtime thread has ended and been joined (always true
+    /// without a runtime).
+    pub fn runtime_stopped(&self) -> bool {
+        self.runtime.is_none()
+    }
+
+    /// Whether this core is the host's.
+    pub fn is_host(&self) -> bool {
+        matches!(self.role, Role::Host(_))
+    }
+
+    /// Our participant id (host: 0; guest: as welcomed).
+    pub fn my_id(&self) -> ParticipantId {
+        self.me
+    }
+
+    /// Direct or relayed, once connected (guest; the host: `None`).
+    pub fn path_kind(&self) -> Option<Path> {
+        self.path_kind
+    }
+
+    /// Everyone in the session, us included, by id.
+    pub fn participants(&self) -> Vec<Participant> {
+        self.participants.values().cloned().collect()
+    }
+
+    /// Host: the invite link, once sharing.
+    pub fn invite_link(&self) -> Option<String> {
+        self.link.clone()
+    }
+
+    /// Whether the whole session is read-only for guests.
+    pub fn session_read_only(&self) -> bool {
+        self.session_read_only
+    }
+
+    /// Guest: may we not edit? (Host: always false.)
+    pub fn is_read_only(&self) -> bool {
+        match self.role {
+            Role::Host(_) => false,
+            Role::Guest(_) => {
+                self.session_read_only
+                    || self.participants.get(&self.me).is_some_and(|p| p.read_only)
+            }
+        }
+    }
+
+    /// Whom we follow.
+    pub fn following(&self) -> Option<ParticipantId> {
+        self.participants.get(&self.me).and_then(|p| p.following)
+    }
+
+    /// Events for the UI since the last call.
+    pub fn drain_events(&mut self) -> Vec<SessionEvent> {
+        self.events.drain(..).collect()
+    }
+
+    // ------------------------------------------------------------ plumbing
+
+    fn push(&mut self, ev: SessionEvent) {
+        self.events.push_back(ev);
+    }
+
+    fn error(&mut self, message: impl Into<String>) {
+        self.push(SessionEvent::Error {
+            message: message.into(),
+        });
+    }
+
+    fn send_to<T: serde::Serialize>(&mut self, to: ParticipantId, msg: &T) {
+        match encode_msg(msg) {
+            Ok(bytes) if bytes.len() <= MAX_FRAME_LEN => {
+                self.outbox.push(NetCommand::Send { to, bytes })
+            }
+            Ok(bytes) => self.error(format!(
+                "a message of {} bytes is over the {} byte limit and was not sent",
+                bytes.len(),
+                MAX_FRAME_LEN
+            )),
+            Err(e) => self.error(format!("could not encode a message: {e}")),
+        }
+    }
+
+    fn send_raw(&mut self, to: ParticipantId, bytes: Vec<u8>) {
+        self.outbox.push(NetCommand::Send { to, bytes });
+    }
+
+    /// Host: every guest id.
+    fn guest_ids(&self) -> Vec<ParticipantId> {
+        self.participants
+            .keys()
+            .copied()
+            .filter(|&id| id != HOST_PARTICIPANT_ID)
+            .collect()
+    }
+
+    fn broadcast(&mut self, msg: &HostToGuest, except: Option<ParticipantId>) {
+        let Ok(bytes) = encode_msg(msg) else { return };
+        for id in self.guest_ids() {
+            if Some(id) != except {
+                self.send_raw(id, bytes.clone());
+            }
+        }
+    }
+
+    fn host_mut(&mut self) -> Option<&mut HostSide> {
+        match &mut self.role {
+            Role::Host(h) => Some(h),
+            Role::Guest(_) => None,
+        }
+    }
+
+    fn host_ref(&self) -> Option<&HostSide> {
+        match &self.role {
+            Role::Host(h) => Some(h),
+            Role::Guest(_) => None,
+        }
+    }
+
+    fn guest_mut(&mut self) -> Option<&mut GuestSide> {
+        match &mut self.role {
+            Role::Guest(g) => Some(g),
+            Role::Host(_) => None,
+        }
+    }
+
+    fn is_active(&self) -> bool {
+        !matches!(self.state, SessionState::Inactive)
+    }
+
+    fn shutdown_runtime(&mut self) {
+        self.outbox.push(NetCommand::Shutdown);
+    }
+
+    // ------------------------------------------------------------ net events
+
+    /// Handles one event from the runtime (or a test's fake network).
+    pub fn handle_net(&mut self, ev: NetEvent, store: &mut dyn DocStore) {
+        match ev {
+            NetEvent::Stopped => {
+                if let Some(mut rt) = self.runtime.take() {
+                    rt.shutdown();
+                }
+                if self.is_active() {
+                    self.state = SessionState::Inactive;
+                    self.push(SessionEvent::SessionEnded {
+                        message: "the session stopped".into(),
+                    });
+                }
+            }
+            NetEvent::Tick => self.check_disk(store),
+            _ if self.is_host() => self.host_net(ev, store),
+            _ => self.guest_net(ev, store),
+        }
+        self.flush();
+    }
+
+    fn host_net(&mut self, ev: NetEvent, store: &mut dyn DocStore) {
+        match ev {
+            NetEvent::HostStarted { link } => {
+                self.state = SessionState::Sharing;
+                self.link = Some(link.clone());
+                self.push(SessionEvent::Shared { link });
+            }
+            NetEvent::HostFailed { message } => {
+                self.state = SessionState::Inactive;
+                self.push(SessionEvent::Error { message });
+                self.shutdown_runtime();
+            }
+            NetEvent::GuestPending {
+                pending,
+                name,
+                color: _,
+            } => {
+                let auto = self
+                    .host_ref()
+                    .is_some_and(|h| h.approval == GuestApproval::Auto);
+                if auto {
+                    self.outbox.push(NetCommand::Approve {
+                        pending,
+                        accept: true,
+                    });
+                } else {
+                    if let Some(h) = self.host_mut() {
+                        h.pending.insert(pending, name.clone());
+                    }
+                    self.push(SessionEvent::GuestWantsToJoin { pending, name });
+                }
+            }
+            NetEvent::PendingFailed { pending, message } => {
+                let name = self
+                    .host_mut()
+                    .and_then(|h| h.pending.remove(&pending))
+                    .unwrap_or_else(|| "a guest".into());
+                self.error(format!("{name} could not be admitted: {message}"));
+            }
+            NetEvent::GuestJoined {
+                id,
+                name,
+                color,
+                path: _,
+            } => self.guest_joined(id, name, color),
+            NetEvent::Message { from, bytes } => {
+                if !self.participants.contains_key(&from) {
+                    return;
+                }
+                match decode_guest(&bytes) {
+                    Ok(msg) => self.host_message(from, msg, store),
+                    Err(e) => self.drop_guest(from, &format!("undecodable message: {e}")),
+                }
+            }
+            NetEvent::PeerClosed { id, reason } => {
+                let why = match reason {
+                    CloseReason::Remote(CloseCode::Left) => "left".to_string(),
+                    CloseReason::Local(CloseCode::Removed) => "removed by the host".to_string(),
+                    CloseReason::Local(CloseCode::ProtocolViolation) => {
+                        "dropped: protocol violation".to_string()
+                    }
+                    other => other.to_string(),
+                };
+                self.guest_gone(id, &why);
+            }
+            _ => {}
+        }
+    }
+
+    fn guest_joined(&mut self, id: ParticipantId, name: String, color: String) {
+        let mut p = participant(id, &name, &color, false);
+        p.read_only = false;
+        self.participants.insert(id, p.clone());
+        let welcome = HostToGuest::Welcome {
+            host_name: self.profile.name.clone(),
+            you: id,
+            participants: self.participants.values().map(info_of).collect(),
+            session_read_only: self.session_read_only,
+        };
+        self.send_to(id, &welcome);
+        self.broadcast(&HostToGuest::ParticipantJoined(info_of(&p)), Some(id));
+        self.push(SessionEvent::ParticipantJoined { id, name });
+    }
+
+    fn guest_gone(&mut self, id: ParticipantId, why: &str) {
+        let Some(p) = self.participants.remove(&id) else {
+            return;
+        };
+        if let Some(h) = self.host_mut() {
+            for f in h.files.values_mut() {
+                f.viewers.remove(&id);
+            }
+        }
+        for other in self.participants.values_mut() {
+            if other.following == Some(id) {
+                other.following = None;
+            }
+        }
+        self.broadcast(
+            &HostToGuest::ParticipantLeft {
+                who: id,
+                reason: why.to_string(),
+            },
+            None,
+        );
+        self.push(SessionEvent::ParticipantLeft {
+            id,
+            name: p.name,
+            reason: why.to_string(),
+        });
+    }
+
+    fn drop_guest(&mut self, id: ParticipantId, detail: &str) {
+        let name = self
+            .participants
+            .get(&id)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        self.error(format!("dropped {name}: {detail}"));
+        self.outbox.push(NetCommand::Drop {
+            to: id,
+            detail: detail.chars().take(200).collect(),
+        });
+        self.guest_gone(id, "dropped: protocol violation");
+    }
+
+    fn guest_may_edit(&self, id: ParticipantId) -> bool {
+        !self.session_read_only && !self.participants.get(&id).is_some_and(|p| p.read_only)
+    }
+
+    /// Confines a guest's path and applies the tree's hiding rules.
+    fn check_path(&self, path: &str) -> Result<PathBuf, String> {
+        let Some(h) = self.host_ref() else {
+            return Err("not the host".into());
+        };
+        let abs = workspace::confine(&h.root, path).map_err(|e| e.to_string())?;
+        if path != "." && workspace::is_hidden(&h.root, path) {
+            return Err(format!(
+                "{path} is not shared (hidden by the host's ignore rules)"
+            ));
+        }
+        Ok(abs)
+    }
+
+    fn refuse(&mut self, to: ParticipantId, request: String, message: String) {
+        self.send_to(to, &HostToGuest::Error { request, message });
+    }
+
+    fn host_message(&mut self, from: ParticipantId, msg: GuestToHost, store: &mut dyn DocStore) {
+        match msg {
+            GuestToHost::ListDir { path } => {
+                let request = format!("list {path}");
+                let listed = self.check_path(&path).and_then(|_| {
+                    let root = self.host_ref().map(|h| h.root.clone()).unwrap_or_default();
+                    workspace::list_folder(&root, &path).map_err(|e| e.to_string())
+                });
+                match listed {
+                    Ok(rows) => {
+                        let entries = rows
+                            .into_iter()
+                            .map(|r| DirEntry {
+                                name: r.name,
+                                is_dir: r.is_dir,
+                            })
+                            .collect();
+                        self.send_to(from, &HostToGuest::DirListing { path, entries });
+                    }
+                    Err(message) => self.refuse(from, request, message),
+                }
+            }
+            GuestToHost::Open { path } => self.open_for(from, path, store),
+            GuestToHost::Close { path } => {
+                if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(&path)) {
+                    f.viewers.remove(&from);
+                }
+            }
+            GuestToHost::Sync { path, changes } => self.guest_sync(from, path, changes, store),
+            GuestToHost::Presence { path, cursor } => {
+                let decoded = decode_cursor(&cursor);
+                if let Some(p) = self.participants.get_mut(&from) {
+                    p.file = path.clone();
+                    p.cursor = decoded;
+                }
+                self.broadcast(
+                    &HostToGuest::Presence {
+                        who: from,
+                        path: path.clone(),
+                        cursor,
+                    },
+                    Some(from),
+                );
+                self.follow_moved(from, path);
+            }
+            GuestToHost::Save { path } => {
+                let request = format!("save {path}");
+                if !self.guest_may_edit(from) {
+                    return self.refuse(from, request, "you are read-only: not saved".into());
+                }
+                if let Err(message) = self.check_open(from, &path) {
+                    return self.refuse(from, request, message);
+                }
+                match store.save(&path) {
+                    Ok(()) => {
+                        self.note_disk_text(&path, store);
+                        self.send_to(from, &HostToGuest::Saved { path });
+                    }
+                    Err(message) => self.refuse(from, request, message),
+                }
+            }
+            GuestToHost::Create { path, dir } => {
+                let request = format!("create {path}");
+                self.tree_op(from, request, vec![path.clone()], |root| {
+                    if dir {
+                        workspace::create_dir(root, &path).map(|_| ())
+                    } else {
+                        workspace::create_file(root, &path).map(|_| ())
+                    }
+                });
+            }
+            GuestToHost::Rename { from: a, to: b } => {
+                let request = format!("rename {a} to {b}");
+                self.tree_op(from, request, vec![a.clone(), b.clone()], |root| {
+                    workspace::rename(root, &a, &b).map(|_| ())
+                });
+            }
+            GuestToHost::Delete { path } => {
+                let request = format!("delete {path}");
+                self.tree_op(from, request, vec![path.clone()], |root| {
+                    workspace::delete(root, &path)
+                });
+            }
+            GuestToHost::Follow { who } => {
+                if let Some(p) = self.participants.get_mut(&from) {
+                    p.following = who;
+                    let info = info_of(p);
+                    self.broadcast(&HostToGuest::ParticipantUpdated(info), None);
+                }
+            }
+        }
+    }
+
+    fn check_open(&self, from: ParticipantId, path: &str) -> Result<(), String> {
+        let open = self
+            .host_ref()
+            .and_then(|h| h.files.get(path))
+            .is_some_and(|f| f.viewers.contains(&from));
+        if open {
+            Ok(())
+        } else {
+            Err(format!("{path} is not open"))
+        }
+    }
+
+    fn tree_op(
+        &mut self,
+        from: ParticipantId,
+        request: String,
+        paths: Vec<String>,
+        op: impl FnOnce(&std::path::Path) -> Result<(), workspace::WorkspaceError>,
+    ) {
+        if !self.guest_may_edit(from) {
+            return self.refuse(from, request, "you are read-only".into());
+        }
+        for p in &paths {
+            if let Err(message) = self.check_path(p) {
+                return self.refuse(from, request, message);
+            }
+        }
+        let root = self.host_ref().map(|h| h.root.clone()).unwrap_or_default();
+        match op(&root) {
+            Ok(()) => {
+                self.broadcast(
+                    &HostToGuest::TreeChanged {
+                        paths: paths.clone(),
+                    },
+                    None,
+                );
+                self.push(SessionEvent::TreeChanged { paths });
+            }
+            Err(e) => self.refuse(from, request, e.to_string()),
+        }
+    }
+
+    fn open_for(&mut self, from: ParticipantId, path: String, store: &mut dyn DocStore) {
+        let request = format!("open {path}");
+        let abs = match self.check_path(&path) {
+            Ok(abs) => abs,
+            Err(message) => return self.refuse(from, request, message),
+        };
+        if abs.is_dir() {
+            return self.refuse(from, request, format!("{path} is a folder"));
+        }
+        let doc = match store.open_for_peer(&path) {
+            Ok(doc) => doc,
+            Err(message) => return self.refuse(from, request, message),
+        };
+        if !doc.is_shared() && !doc.is_read_only() {
+            // The store did not share it: do it here so edits can flow.
+            if let Err(e) = doc.share(ActorId::random()) {
+                return self.refuse(from, request, format!("cannot share {path}: {e}"));
+            }
+        }
+        let text = doc.rope().to_string();
+        let state = if doc.is_shared() {
+            match doc.save_crdt() {
+                Ok(s) => s,
+                Err(e) => return self.refuse(from, request, e.to_string()),
+            }
+        } else {
+            Vec::new()
+        };
+        let read_only = doc.is_read_only() || !self.guest_may_edit(from);
+        if text.len() + state.len() + OPENED_OVERHEAD > MAX_FRAME_LEN {
+            return self.refuse(
+                from,
+                request,
+                format!("{path} is too large to send over the session"),
+            );
+        }
+        let first_viewer = self.host_ref().is_none_or(|h| !h.files.contains_key(&path));
+        if let Some(h) = self.host_mut() {
+            h.files
+                .entry(path.clone())
+                .or_default()
+                .viewers
+                .insert(from);
+        }
+        if first_viewer {
+            // What is on disk now is the reference for the watcher.
+            if let Ok(disk) = std::fs::read_to_string(&abs) {
+                let stamp = stamp_of(&abs);
+                if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(&path)) {
+                    f.disk_text = Some(disk);
+                    f.disk_stamp = stamp;
+                }
+            }
+        }
+        self.send_to(
+            from,
+            &HostToGuest::Opened {
+                path,
+                text,
+                state,
+                read_only,
+            },
+        );
+    }
+
+    fn guest_sync(
+        &mut self,
+        from: ParticipantId,
+        path: String,
+        changes: Vec<u8>,
+        store: &mut dyn DocStore,
+    ) {
+        if let Err(message) = self.check_open(from, &path) {
+            return self.refuse(from, format!("edit {path}"), message);
+        }
+        if !self.guest_may_edit(from) {
+            return self.send_to(
+                from,
+                &HostToGuest::EditRefused {
+                    path,
+                    message: "you are read-only: your edit was not applied".into(),
+                },
+            );
+        }
+        let Some(doc) = store.doc_mut(&path) else {
+            return self.refuse(from, format!("edit {path}"), format!("{path} is not open"));
+        };
+        match doc.apply_remote(&changes) {
+            Ok(applied) => {
+                if !applied.is_empty() {
+                    store.remote_changed(&path, &applied);
+                    self.push(SessionEvent::Changed { path: path.clone() });
+                }
+                let msg = HostToGuest::Sync {
+                    path: path.clone(),
+                    changes,
+                };
+                let Ok(bytes) = encode_msg(&msg) else { return };
+                let viewers: Vec<_> = self
+                    .host_ref()
+                    .and_then(|h| h.files.get(&path))
+                    .map(|f| f.viewers.iter().copied().filter(|&v| v != from).collect())
+                    .unwrap_or_default();
+                for v in viewers {
+                    self.send_raw(v, bytes.clone());
+                }
+            }
+            Err(e) => self.drop_guest(from, &format!("bad changes to {path}: {e}")),
+        }
+    }
+
+    /// Someone moved: if we follow them, tell the UI.
+    fn follow_moved(&mut self, who: ParticipantId, path: Option<String>) {
+        if self.following() != Some(who) {
+            return;
+        }
+        let Some(path) = path else { return };
+        if let Role::Guest(g) = &self.role {
+            if !g.open.contains(&path) {
+                self.open(&path);
+            }
+        }
+        let pos = self
+            .participants
+            .get(&who)
+            .and_then(|p| p.cursor.as_ref())
+            .map(|c| c.1.clone());
+        self.push(SessionEvent::Follow { path, pos });
+    }
+
+    // ---------------------------------------------------------------- guest
+
+    fn guest_net(&mut self, ev: NetEvent, store: &mut dyn DocStore) {
+        if self.guest_mut().is_some_and(|g| g.over) {
+            return;
+        }
+        match ev {
+            NetEvent::Joined { id, path } => {
+                self.me = id;
+                self.path_kind = Some(path);
+            }
+            NetEvent::JoinFailed(e) => {
+                self.state = SessionState::Inactive;
+                if let Some(g) = self.guest_mut() {
+                    g.over = true;
+                }
+                self.push(SessionEvent::JoinFailed {
+                    message: e.to_string(),
+                });
+                self.shutdown_runtime();
+            }
+            NetEvent::Message { from: _, bytes } => match decode_host(&bytes) {
+                Ok(msg) => self.guest_message(msg, store),
+                Err(e) => {
+                    // The host is the authority; a message we cannot read
+                    // means we are out of step: leave rather than diverge.
+                    self.outbox.push(NetCommand::Drop {
+                        to: HOST_PARTICIPANT_ID,
+                        detail: format!("undecodable message: {e}"),
+                    });
+                    self.finish(format!(
+                        "left: the host sent a message this lshed cannot read ({e})"
+                    ));
+                }
+            },
+            NetEvent::PeerClosed { reason, .. } => {
+                let message = match reason {
+                    CloseReason::Local(CloseCode::Left) => "you left the session".to_string(),
+                    other => other.to_string(),
+                };
+                self.finish(message);
+            }
+            _ => {}
+        }
+    }
+
+    /// The guest's session is over: tell the UI once and stop the runtime.
+    fn finish(&mut self, message: String) {
+        let Some(g) = self.guest_mut() else { return };
+        if g.over {
+            return;
+        }
+        g.over = true;
+        g.open.clear();
+        self.state = SessionState::Inactive;
+        self.push(SessionEvent::SessionEnded { message });
+        self.shutdown_runtime();
+    }
+
+    fn guest_message(&mut self, msg: HostToGuest, store: &mut dyn DocStore) {
+        match msg {
+            HostToGuest::Welcome {
+                host_name,
+                you,
+                participants,
+                session_read_only,
+            } => {
+                self.me = you;
+                self.session_read_only = session_read_only;
+                self.participants = participants
+                    .into_iter()
+                    .map(|i| {
+                        (
+                            i.id,
+                            Participant {
+                                id: i.id,
+                                name: i.name,
+                                color: i.color,
+                                file: i.file,
+                                read_only: i.read_only,
+                                is_host: i.is_host,
+                                following: i.following,
+                                cursor: None,
+                            },
+                        )
+                    })
+                    .collect();
+                self.state = SessionState::Joined;
+                if let Some(g) = self.guest_mut() {
+                    g.host_name = host_name.clone();
+                    g.welcomed = true;
+                }
+                self.push(SessionEvent::Joined {
+                    host_name,
+                    path_kind: self.path_kind.unwrap_or(Path::Direct),
+                });
+            }
+            HostToGuest::DirListing { path, entries } => {
+                self.push(SessionEvent::DirListing { path, entries })
+            }
+            HostToGuest::Opened {
+                path,
+                text,
+                state,
+                read_only,
+            } => {
+                let doc = if state.is_empty() {
+                    Document::from_text(&text)
+                } else {
+                    match SharedState::load(&state, ActorId::random()) {
+                        Ok(s) => Document::from_shared(s),
+                        Err(e) => {
+                            return self.error(format!("cannot open {path}: {e}"));
+                        }
+                    }
+                };
+                let read_only = read_only || state.is_empty();
+                store.adopt(&path, doc, read_only);
+                if let Some(g) = self.guest_mut() {
+                    g.open.insert(path.clone());
+                }
+                self.push(SessionEvent::FileOpened { path, read_only });
+            }
+            HostToGuest::Sync { path, changes } => {
+                let Some(doc) = store.doc_mut(&path) else {
+                    return;
+                };
+                match doc.apply_remote(&changes) {
+                    Ok(applied) => {
+                        if !applied.is_empty() {
+                            store.remote_changed(&path, &applied);
+                            self.push(SessionEvent::Changed { path });
+                        }
+                    }
+                    Err(e) => self.error(format!("bad changes to {path} from the host: {e}")),
+                }
+            }
+            HostToGuest::EditRefused { path, message } => {
+                self.error(format!("{path}: {message}"));
+                // Our doc holds the refused edit: take the host's copy again.
+                self.send_to(HOST_PARTICIPANT_ID, &GuestToHost::Open { path });
+            }
+            HostToGuest::Presence { who, path, cursor } => {
+                let decoded = decode_cursor(&cursor);
+                if let Some(p) = self.participants.get_mut(&who) {
+                    p.file = path.clone();
+                    p.cursor = decoded;
+                }
+                self.follow_moved(who, path);
+            }
+            HostToGuest::Saved { path } => self.push(SessionEvent::Saved { path }),
+            HostToGuest::TreeChanged { paths } => self.push(SessionEvent::TreeChanged { paths }),
+            HostToGuest::ParticipantJoined(info) => {
+                let name = info.name.clone();
+                let id = info.id;
+                self.upsert(info);
+                self.push(SessionEvent::ParticipantJoined { id, name });
+            }
+            HostToGuest::ParticipantUpdated(info) => self.upsert(info),
+            HostToGuest::ParticipantLeft { who, reason } => {
+                if let Some(p) = self.participants.remove(&who) {
+                    if self.following() == Some(who) {
+                        if let Some(me) = self.participants.get_mut(&self.me) {
+                            me.following = None;
+                        }
+                    }
+                    self.push(SessionEvent::ParticipantLeft {
+                        id: who,
+                        name: p.name,
+                        reason,
+                    });
+                }
+            }
+            HostToGuest::ReadOnly { who, value } => {
+                let before = self.is_read_only();
+                match who {
+                    None => self.session_read_only = value,
+                    Some(id) => {
+                        if let Some(p) = self.participants.get_mut(&id) {
+                            p.read_only = value;
+                        }
+                    }
+                }
+                let now = self.is_read_only();
+                if now != before {
+                    self.push(SessionEvent::ReadOnlyChanged { read_only: now });
+                }
+            }
+            HostToGuest::Removed => {
+                self.push(SessionEvent::Removed);
+                self.finish("the host removed you from the session".into());
+            }
+            HostToGuest::SessionEnded { message } => self.finish(message),
+            HostToGuest::Error { request, message } => self.error(format!("{request}: {message}")),
+        }
+    }
+
+    fn upsert(&mut self, info: ParticipantInfo) {
+        let cursor = self
+            .participants
+            .get(&info.id)
+            .and_then(|p| p.cursor.clone());
+        self.participants.insert(
+            info.id,
+            Participant {
+                id: info.id,
+                name: info.name,
+                color: info.color,
+                file: info.file,
+                read_only: info.read_only,
+                is_host: info.is_host,
+                following: info.following,
+                cursor,
+            },
+        );
+    }
+
+    // -------------------------------------------------------- driver calls
+
+    /// The driver applied a local edit to `path`: send it to the peers that
+    /// have the file (host) / to the host (guest).
+    pub fn local_edit(&mut self, path: &str, store: &mut dyn DocStore) {
+        let Some(bytes) = store.doc_mut(path).and_then(|d| d.take_outgoing()) else {
+            return;
+        };
+        if !self.is_active() {
+            return;
+        }
+        let msg_path = path.to_string();
+        match &self.role {
+            Role::Host(h) => {
+                let viewers: Vec<_> = h
+                    .files
+                    .get(path)
+                    .map(|f| f.viewers.iter().copied().collect())
+                    .unwrap_or_default();
+                if viewers.is_empty() {
+                    return;
+                }
+                let Ok(enc) = encode_msg(&HostToGuest::Sync {
+                    path: msg_path,
+                    changes: bytes,
+                }) else {
+                    return;
+                };
+                for v in viewers {
+                    self.send_raw(v, enc.clone());
+                }
+            }
+            Role::Guest(_) => self.send_to(
+                HOST_PARTICIPANT_ID,
+                &GuestToHost::Sync {
+                    path: msg_path,
+                    changes: bytes,
+                },
+            ),
+        }
+        self.flush();
+    }
+
+    /// Our cursor moved (`path: None` = not in a shared file).
+    pub fn local_presence(
+        &mut self,
+        path: Option<&str>,
+        anchor: usize,
+        head: usize,
+        store: &mut dyn DocStore,
+    ) {
+        let cursor = path.and_then(|p| {
+            let doc = store.doc_mut(p)?;
+            Some((doc.stable_pos(anchor)?, doc.stable_pos(head)?))
+        });
+        let wire = cursor.as_ref().map(|(a, h)| (a.to_bytes(), h.to_bytes()));
+        let path = path.map(str::to_string);
+        if let Some(me) = self.participants.get_mut(&self.me) {
+            me.file = path.clone();
+            me.cursor = cursor;
+        }
+        if !self.is_active() {
+            return;
+        }
+        if self.is_host() {
+            self.broadcast(
+                &HostToGuest::Presence {
+                    who: HOST_PARTICIPANT_ID,
+                    path,
+                    cursor: wire,
+                },
+                None,
+            );
+        } else {
+            self.send_to(
+                HOST_PARTICIPANT_ID,
+                &GuestToHost::Presence { path, cursor: wire },
+            );
+        }
+        self.flush();
+    }
+
+    fn guest_request(&mut self, msg: GuestToHost) {
+        if self.is_host() || self.state != SessionState::Joined {
+            self.error("not in a session as a guest");
+            return;
+        }
+        self.send_to(HOST_PARTICIPANT_ID, &msg);
+        self.flush();
+    }
+
+    /// Guest: ask the host for a file (it arrives through `DocStore::adopt`
+    /// and a `FileOpened` event).
+    pub fn open(&mut self, path: &str) {
+        self.guest_request(GuestToHost::Open { path: path.into() });
+    }
+
+    /// Guest: stop receiving changes of a file (its buffer was closed).
+    pub fn close(&mut self, path: &str) {
+        if let Some(g) = self.guest_mut() {
+            g.open.remove(path);
+        }
+        self.guest_request(GuestToHost::Close { path: path.into() });
+    }
+
+    /// Guest: ask for a folder listing (a `DirListing` event follows).
+    pub fn list_dir(&mut self, path: &str) {
+        self.guest_request(GuestToHost::ListDir { path: path.into() });
+    }
+
+    /// Guest: ask the host to save a file (a `Saved` event follows).
+    pub fn save(&mut self, path: &str) {
+        self.guest_request(GuestToHost::Save { path: path.into() });
+    }
+
+    /// Guest: create a file or folder on the host.
+    pub fn create(&mut self, path: &str, dir: bool) {
+        self.guest_request(GuestToHost::Create {
+            path: path.into(),
+            dir,
+        });
+    }
+
+    /// Guest: rename on the host.
+    pub fn rename(&mut self, from: &str, to: &str) {
+        self.guest_request(GuestToHost::Rename {
+            from: from.into(),
+            to: to.into(),
+        });
+    }
+
+    /// Guest: delete on the host.
+    pub fn delete(&mut self, path: &str) {
+        self.guest_request(GuestToHost::Delete { path: path.into() });
+    }
+
+    /// Follow a participant (`None`: stop). Host and guest.
+    pub fn follow(&mut self, who: Option<ParticipantId>) {
+        let me = self.me;
+        if let Some(p) = self.participants.get_mut(&me) {
+            p.following = who;
+        }
+        if !self.is_active() {
+            return;
+        }
+        if self.is_host() {
+            if let Some(info) = self.participants.get(&me).map(info_of) {
+                self.broadcast(&HostToGuest::ParticipantUpdated(info), None);
+            }
+        } else {
+            self.send_to(HOST_PARTICIPANT_ID, &GuestToHost::Follow { who });
+        }
+        if let Some(who) = who {
+            let path = self.participants.get(&who).and_then(|p| p.file.clone());
+            self.follow_moved(who, path);
+        }
+        self.flush();
+    }
+
+    /// Host: admit or turn away a joiner.
+    pub fn approve(&mut self, pending: PendingId, accept: bool) {
+        let known = self
+            .host_mut()
+            .and_then(|h| h.pending.remove(&pending))
+            .is_some();
+        if !known {
+            self.error(format!("no guest is waiting as #{pending}"));
+            return;
+        }
+        self.outbox.push(NetCommand::Approve { pending, accept });
+        self.flush();
+    }
+
+    /// Host: make the whole session (`who: None`) or one guest read-only or editable.
+    pub fn set_read_only(&mut self, who: Option<ParticipantId>, read_only: bool) {
+        if !self.is_host() {
+            return self.error("only the host can change who may edit");
+        }
+        match who {
+            None => self.session_read_only = read_only,
+            Some(id) => match self.participants.get_mut(&id) {
+                Some(p) if !p.is_host => p.read_only = read_only,
+                _ => return self.error(format!("no guest #{id}")),
+            },
+        }
+        self.broadcast(
+            &HostToGuest::ReadOnly {
+                who,
+                value: read_only,
+            },
+            None,
+        );
+        self.flush();
+    }
+
+    /// Host: remove a guest (it is told, then disconnected).
+    pub fn remove(&mut self, who: ParticipantId) {
+        if !self.is_host() || who == HOST_PARTICIPANT_ID || !self.participants.contains_key(&who) {
+            return self.error(format!("no guest #{who}"));
+        }
+        self.send_to(who, &HostToGuest::Removed);
+        self.outbox.push(NetCommand::Close {
+            to: who,
+            code: CloseCode::Removed,
+        });
+        self.guest_gone(who, "removed by the host");
+        self.flush();
+    }
+
+    /// Host: end the session; every guest is told and leaves.
+    pub fn end(&mut self) {
+        if !self.is_host() || !self.is_active() {
+            return;
+        }
+        self.broadcast(
+            &HostToGuest::SessionEnded {
+                message: "the host ended the session".into(),
+            },
+            None,
+        );
+        self.state = SessionState::Inactive;
+        self.link = None;
+        let guests = self.guest_ids();
+        for id in guests {
+            self.participants.remove(&id);
+        }
+        if let Some(h) = self.host_mut() {
+            h.files.clear();
+            h.pending.clear();
+        }
+        self.push(SessionEvent::SessionEnded {
+            message: "you ended the session".into(),
+        });
+        self.shutdown_runtime();
+        self.flush();
+    }
+
+    /// Guest: leave; the session goes on for the others.
+    pub fn leave(&mut self) {
+        if self.is_host() {
+            return self.end();
+        }
+        self.finish("you left the session".into());
+        self.flush();
+    }
+
+    /// Host: the driver saved a shared file itself (the host's Ctrl+S):
+    /// the watcher takes the document's text as what is on disk.
+    pub fn saved_locally(&mut self, path: &str, store: &mut dyn DocStore) {
+        self.note_disk_text(path, store);
+    }
+
+    fn note_disk_text(&mut self, path: &str, store: &mut dyn DocStore) {
+        let Some(text) = store.doc_mut(path).map(|d| d.rope().to_string()) else {
+            return;
+        };
+        let Some(root) = self.host_ref().map(|h| h.root.clone()) else {
+            return;
+        };
+        let stamp = workspace::confine(&root, path)
+            .ok()
+            .and_then(|abs| stamp_of(&abs));
+        if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
+            f.disk_text = Some(text);
+            f.disk_stamp = stamp;
+            f.seen = None;
+        }
+    }
+
+    /// Host: merge changes made to shared files on disk by other programs.
+    fn check_disk(&mut self, store: &mut dyn DocStore) {
+        let Some(h) = self.host_ref() else { return };
+        if self.state != SessionState::Sharing {
+            return;
+        }
+        let root = h.root.clone();
+        let mut ready = Vec::new();
+        let paths: Vec<String> = h.files.keys().cloned().collect();
+        for path in paths {
+            let Ok(abs) = workspace::confine(&root, &path) else {
+                continue;
+            };
+            let stamp = stamp_of(&abs);
+            let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(&path)) else {
+                continue;
+            };
+            if f.disk_text.is_none() || stamp.is_none() || stamp == f.disk_stamp {
+                f.seen = None;
+                continue;
+            }
+            if f.seen == stamp {
+                ready.push((path, abs, stamp));
+            } else {
+                f.seen = stamp;
+            }
+        }
+        for (path, abs, stamp) in ready {
+            let Ok(new_text) = std::fs::read_to_string(&abs) else {
+                continue;
+            };
+            let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(&path)) else {
+                continue;
+            };
+            let old_disk = f.disk_text.replace(new_text.clone()).unwrap_or_default();
+            f.disk_stamp = stamp;
+            f.seen = None;
+            if new_text == old_disk {
+                continue;
+            }
+            let Some(doc_text) = store.doc_mut(&path).map(|d| d.rope().to_string()) else {
+                continue;
+            };
+            if doc_text == new_text {
+                continue;
+            }
+            if doc_text != old_disk {
+                self.error(format!(
+                    "{path} changed on disk while it has unsaved edits in the session: \
+                     the disk version was not merged (saving will overwrite it)"
+                ));
+                continue;
+            }
+            let changes = diff_text(&doc_text, &new_text);
+            store.apply_disk_change(&path, &changes);
+            self.push(SessionEvent::Changed { path: path.clone() });
+            self.local_edit(&path, store);
+        }
+    }
+}
+
+fn stamp_of(abs: &std::path::Path) -> Option<(Option<SystemTime>, u64)> {
+    let meta = std::fs::metadata(abs).ok()?;
+    Some((meta.modified().ok(), meta.len()))
+}
+
+impl Drop for SessionCore {
+    fn drop(&mut self) {
+        if let Some(mut rt) = self.runtime.take() {
+            if self.is_active() {
+                if self.is_host() {
+                    self.end();
+                } else {
+                    self.leave();
+                }
+                for cmd in self.outbox.drain(..) {
+                    rt.send(cmd);
+                }
+            }
+            rt.shutdown();
+        }
+    }
+}

@@ -1,0 +1,543 @@
+//! The I/O half of a session: a background std thread running a
+//! current-thread tokio runtime that owns the QUIC endpoint and every
+//! [`PeerConnection`].
+//!
+//! It reports [`NetEvent`]s on a std mpsc queue and calls the driver's
+//! `notify` after each one, so the driver (UI thread or headless loop)
+//! wakes and drains them with [`SessionRuntime::try_recv`] (through
+//! `SessionCore::poll`). It takes [`NetCommand`]s on a tokio unbounded
+//! channel, so the driver never blocks on the network.
+//!
+//! Per peer there are two tasks: a reader owning the `PeerConnection`
+//! (forwards messages, performs closes) and a writer owning its
+//! `MessageSender` (drains that peer's unbounded command queue in order).
+//! A slow peer therefore only delays its own queue; it can never stall the
+//! driver, the other peers, or — because reading and writing are separate
+//! tasks — deadlock with us when both sides send at once. Its queue is
+//! unbounded in memory; QUIC idle timeouts end a peer that stops reading
+//! altogether.
+//!
+//! A current-thread runtime: the session's I/O is light (a few messages per
+//! keystroke) and our machines have 2 cores shared with the UI thread.
+//!
+//! Shutdown (`NetCommand::Shutdown`, or the command channel closing when
+//! the core is dropped): every peer is closed gracefully after its queued
+//! messages (bounded by [`SHUTDOWN_TIMEOUT`]), the endpoint is dropped,
+//! [`NetEvent::Stopped`] is reported, and the thread ends; the owner joins it.
+//!
+//! May depend on: tokio, `net`, `config`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+use super::{Profile, SessionOptions};
+use crate::config::ConnectionMode;
+use crate::net::limits::{GRACEFUL_CLOSE_TIMEOUT, HOST_PARTICIPANT_ID};
+use crate::net::{
+    connect_direct, CloseCode, CloseReason, ConnectError, ConnectOptions, GuestProfile,
+    HostEndpoint, HostOptions, InviteLink, Path, PeerConnection,
+};
+
+/// How long shutting down waits for peers to take their last messages.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often the host's runtime sends [`NetEvent::Tick`] (disk watching).
+pub const TICK_INTERVAL: Duration = super::core::WATCH_INTERVAL;
+
+/// Identifies a joiner awaiting the host's decision.
+pub type PendingId = u64;
+
+/// Wakes the driver: called after every [`NetEvent`] is queued.
+pub type Notify = Box<dyn Fn() + Send + Sync>;
+
+/// Something that happened on the network, for `SessionCore::handle_net`.
+#[derive(Debug)]
+pub enum NetEvent {
+    /// Host: listening; the invite link.
+    HostStarted {
+        /// The link, as text.
+        link: String,
+    },
+    /// Host: could not start.
+    HostFailed {
+        /// Why, for the user.
+        message: String,
+    },
+    /// Host: a joiner proved the secret and awaits approval.
+    GuestPending {
+        /// Answer with `NetCommand::Approve`.
+        pending: PendingId,
+        /// Their name (sanitised).
+        name: String,
+        /// Their colour.
+        color: String,
+    },
+    /// Host: admitting a joiner failed (it gave up, or took too long).
+    PendingFailed {
+        /// Which.
+        pending: PendingId,
+        /// Why.
+        message: String,
+    },
+    /// Host: a guest is in.
+    GuestJoined {
+        /// Its participant id.
+        id: u64,
+        /// Name.
+        name: String,
+        /// Colour.
+        color: String,
+        /// Direct or relayed.
+        path: Path,
+    },
+    /// Guest: the handshake succeeded.
+    Joined {
+        /// Our participant id.
+        id: u64,
+        /// Direct or relayed.
+        path: Path,
+    },
+    /// Guest: joining failed.
+    JoinFailed(ConnectError),
+    /// A message from a peer (host: a guest's id; guest: the host's id 0).
+    Message {
+        /// Sender.
+        from: u64,
+        /// Undecoded bytes.
+        bytes: Vec<u8>,
+    },
+    /// A peer's connection ended.
+    PeerClosed {
+        /// Which.
+        id: u64,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// Host: time to look at the disk (every [`TICK_INTERVAL`]).
+    Tick,
+    /// The runtime thread is ending; join it.
+    Stopped,
+}
+
+/// What the core asks of the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetCommand {
+    /// Queue a message to a peer.
+    Send {
+        /// Peer (guest id, or 0 for the host).
+        to: u64,
+        /// Encoded message.
+        bytes: Vec<u8>,
+    },
+    /// Host: admit or turn away a joiner.
+    Approve {
+        /// Which.
+        pending: PendingId,
+        /// Admit?
+        accept: bool,
+    },
+    /// Close a peer after its queued messages.
+    Close {
+        /// Which.
+        to: u64,
+        /// Code the peer sees.
+        code: CloseCode,
+    },
+    /// Drop a peer at once for breaking the protocol.
+    Drop {
+        /// Which.
+        to: u64,
+        /// Why (sent in the close frame).
+        detail: String,
+    },
+    /// End everything (host: end the session; guest: leave) and stop.
+    Shutdown,
+}
+
+/// A running session's I/O thread. Dropping it shuts down and joins.
+pub struct SessionRuntime {
+    commands: mpsc::UnboundedSender<NetCommand>,
+    events: std::sync::mpsc::Receiver<NetEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SessionRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRuntime").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct Emitter {
+    tx: std::sync::mpsc::Sender<NetEvent>,
+    notify: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl Emitter {
+    fn emit(&self, ev: NetEvent) {
+        if self.tx.send(ev).is_ok() {
+            (self.notify)();
+        }
+    }
+}
+
+impl SessionRuntime {
+    /// Starts hosting: binds the listener and reports
+    /// [`NetEvent::HostStarted`] (or `HostFailed`).
+    pub fn host(opts: SessionOptions, notify: Notify) -> Self {
+        Self::start(notify, move |emit, cmds| async move {
+            host_main(opts.bind_ip, opts.host, opts.connection_mode, emit, cmds).await
+        })
+    }
+
+    /// Starts joining `link`: reports [`NetEvent::Joined`] or `JoinFailed`.
+    pub fn join(link: InviteLink, profile: Profile, opts: SessionOptions, notify: Notify) -> Self {
+        Self::start(notify, move |emit, cmds| async move {
+            guest_main(
+                link,
+                profile,
+                opts.connect,
+                opts.connection_mode,
+                emit,
+                cmds,
+            )
+            .await
+        })
+    }
+
+    fn start<F, Fut>(notify: Notify, main: F) -> Self
+    where
+        F: FnOnce(Emitter, mpsc::UnboundedReceiver<NetCommand>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = std::sync::mpsc::channel();
+        let emit = Emitter {
+            tx: ev_tx,
+            notify: Arc::from(notify),
+        };
+        let thread = std::thread::Builder::new()
+            .name("lshed-session".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(main(emit.clone(), cmd_rx)),
+                    Err(e) => emit.emit(NetEvent::HostFailed {
+                        message: format!("cannot start the network runtime: {e}"),
+                    }),
+                }
+                emit.emit(NetEvent::Stopped);
+            });
+        let thread = match thread {
+            Ok(t) => Some(t),
+            Err(_) => None,
+        };
+        SessionRuntime {
+            commands: cmd_tx,
+            events: ev_rx,
+            thread,
+        }
+    }
+
+    /// Queues a command (ignored once the thread has stopped).
+    pub fn send(&self, cmd: NetCommand) {
+        let _ = self.commands.send(cmd);
+    }
+
+    /// The next event, if any (never blocks).
+    pub fn try_recv(&self) -> Option<NetEvent> {
+        self.events.try_recv().ok()
+    }
+
+    /// Whether the thread has ended (or never started).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Shuts down (if not already) and waits for the thread.
+    pub fn shutdown(&mut self) {
+        let _ = self.commands.send(NetCommand::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for SessionRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Commands for one peer's tasks.
+enum PeerCtl {
+    Send(Vec<u8>),
+    Close(CloseCode),
+    Drop(String),
+}
+
+/// The live peers of a runtime and their tasks.
+struct Peers {
+    ctl: HashMap<u64, mpsc::UnboundedSender<PeerCtl>>,
+    tasks: JoinSet<()>,
+    emit: Emitter,
+}
+
+impl Peers {
+    fn new(emit: Emitter) -> Self {
+        Self {
+            ctl: HashMap::new(),
+            tasks: JoinSet::new(),
+            emit,
+        }
+    }
+
+    fn add(&mut self, id: u64, mut conn: PeerConnection) {
+        let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<PeerCtl>();
+        let (close_tx, mut close_rx) = mpsc::unbounded_channel::<Option<CloseCode>>();
+        let (detail_tx, detail_rx) = oneshot::channel::<String>();
+        let sender = conn.sender();
+        // Writer: in-order sends; closes go to the reader *after* every
+        // earlier message has been queued on the connection.
+        self.tasks.spawn(async move {
+            let mut detail_tx = Some(detail_tx);
+            while let Some(ctl) = ctl_rx.recv().await {
+                match ctl {
+                    PeerCtl::Send(bytes) => {
+                        if sender.send(bytes).await.is_err() {
+                            // Closed: the reader reports why.
+                        }
+                    }
+                    PeerCtl::Close(code) => {
+                        let _ = close_tx.send(Some(code));
+                        return;
+                    }
+                    PeerCtl::Drop(detail) => {
+                        if let Some(tx) = detail_tx.take() {
+                            let _ = tx.send(detail);
+                        }
+                        let _ = close_tx.send(None);
+                        return;
+                    }
+                }
+            }
+            let _ = close_tx.send(Some(CloseCode::Left));
+        });
+        let emit = self.emit.clone();
+        self.tasks.spawn(async move {
+            let mut detail_rx = Some(detail_rx);
+            let reason = loop {
+                tokio::select! {
+                    msg = conn.recv() => match msg {
+                        Some(bytes) => emit.emit(NetEvent::Message { from: id, bytes }),
+                        None => break conn.close_reason().unwrap_or(CloseReason::Lost("closed".into())),
+                    },
+                    close = close_rx.recv() => match close {
+                        Some(Some(code)) => {
+                            conn.close(code).await;
+                            break CloseReason::Local(code);
+                        }
+                        _ => {
+                            let detail = match detail_rx.take() {
+                                Some(rx) => rx.await.unwrap_or_default(),
+                                None => String::new(),
+                            };
+                            conn.close_now(CloseCode::ProtocolViolation, &detail);
+                            break CloseReason::Local(CloseCode::ProtocolViolation);
+                        }
+                    },
+                }
+            };
+            emit.emit(NetEvent::PeerClosed { id, reason });
+        });
+        self.ctl.insert(id, ctl_tx);
+    }
+
+    fn command(&mut self, to: u64, ctl: PeerCtl) {
+        let closing = matches!(ctl, PeerCtl::Close(_) | PeerCtl::Drop(_));
+        if let Some(tx) = self.ctl.get(&to) {
+            let _ = tx.send(ctl);
+        }
+        if closing {
+            self.ctl.remove(&to);
+        }
+    }
+
+    /// Closes every peer with `code` after its queued messages; waits (bounded).
+    async fn close_all(&mut self, code: CloseCode) {
+        for (_, tx) in self.ctl.drain() {
+            let _ = tx.send(PeerCtl::Close(code));
+        }
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_TIMEOUT, drain).await.is_err() {
+            self.tasks.abort_all();
+        }
+    }
+}
+
+async fn host_main(
+    bind_ip: IpAddr,
+    options: HostOptions,
+    mode: ConnectionMode,
+    emit: Emitter,
+    mut cmds: mpsc::UnboundedReceiver<NetCommand>,
+) {
+    if mode == ConnectionMode::Relay {
+        emit.emit(NetEvent::HostFailed {
+            message: "connection mode \"relay\" is not available yet; use \"direct\" or \"auto\""
+                .into(),
+        });
+        return;
+    }
+    let mut endpoint = match HostEndpoint::bind_with(bind_ip, options) {
+        Ok(e) => e,
+        Err(e) => {
+            emit.emit(NetEvent::HostFailed {
+                message: format!("cannot share: {e}"),
+            });
+            return;
+        }
+    };
+    let link = endpoint.invite_link();
+    if let Err(e) = link.validate() {
+        emit.emit(NetEvent::HostFailed {
+            message: format!("cannot make an invite link: {e}"),
+        });
+        return;
+    }
+    emit.emit(NetEvent::HostStarted {
+        link: link.to_string(),
+    });
+    let mut peers = Peers::new(emit.clone());
+    let mut pending = HashMap::new();
+    let mut next_pending: PendingId = 1;
+    let (admitted_tx, mut admitted_rx) = mpsc::unbounded_channel::<PeerConnection>();
+    let mut admitting = JoinSet::new();
+    let mut tick = tokio::time::interval(TICK_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listening = true;
+    loop {
+        tokio::select! {
+            guest = endpoint.accept(), if listening => match guest {
+                Some(guest) => {
+                    let id = next_pending;
+                    next_pending += 1;
+                    emit.emit(NetEvent::GuestPending {
+                        pending: id,
+                        name: guest.name().to_string(),
+                        color: guest.color().to_string(),
+                    });
+                    pending.insert(id, guest);
+                }
+                None => listening = false,
+            },
+            conn = admitted_rx.recv() => {
+                if let Some(conn) = conn {
+                    let info = conn.info().clone();
+                    peers.add(info.participant_id, conn);
+                    emit.emit(NetEvent::GuestJoined {
+                        id: info.participant_id,
+                        name: info.name,
+                        color: info.color,
+                        path: info.path,
+                    });
+                }
+            }
+            Some(_) = admitting.join_next(), if !admitting.is_empty() => {}
+            _ = tick.tick() => emit.emit(NetEvent::Tick),
+            cmd = cmds.recv() => match cmd {
+                None | Some(NetCommand::Shutdown) => break,
+                Some(NetCommand::Send { to, bytes }) => peers.command(to, PeerCtl::Send(bytes)),
+                Some(NetCommand::Close { to, code }) => peers.command(to, PeerCtl::Close(code)),
+                Some(NetCommand::Drop { to, detail }) => peers.command(to, PeerCtl::Drop(detail)),
+                Some(NetCommand::Approve { pending: id, accept }) => {
+                    let Some(guest) = pending.remove(&id) else { continue };
+                    if !accept {
+                        guest.reject();
+                        continue;
+                    }
+                    let tx = admitted_tx.clone();
+                    let emit = emit.clone();
+                    admitting.spawn(async move {
+                        match guest.accept().await {
+                            Ok(conn) => { let _ = tx.send(conn); }
+                            Err(e) => emit.emit(NetEvent::PendingFailed { pending: id, message: e.to_string() }),
+                        }
+                    });
+                }
+            },
+        }
+    }
+    for (_, guest) in pending.drain() {
+        guest.reject();
+    }
+    admitting.abort_all();
+    endpoint.end_session();
+    peers.close_all(CloseCode::SessionEnded).await;
+    drop(endpoint);
+}
+
+async fn guest_main(
+    link: InviteLink,
+    profile: Profile,
+    options: ConnectOptions,
+    mode: ConnectionMode,
+    emit: Emitter,
+    mut cmds: mpsc::UnboundedReceiver<NetCommand>,
+) {
+    if mode == ConnectionMode::Relay {
+        emit.emit(NetEvent::JoinFailed(ConnectError::Local(
+            "connection mode \"relay\" is not available yet; use \"direct\" or \"auto\"".into(),
+        )));
+        return;
+    }
+    let me = GuestProfile {
+        name: profile.name,
+        color: profile.color,
+    };
+    let conn = tokio::select! {
+        res = connect_direct(&link, &me, &options) => match res {
+            Ok(conn) => conn,
+            Err(e) => {
+                emit.emit(NetEvent::JoinFailed(e));
+                return;
+            }
+        },
+        // Leave (or the core dropped) while joining.
+        _ = wait_for_shutdown(&mut cmds) => return,
+    };
+    emit.emit(NetEvent::Joined {
+        id: conn.info().participant_id,
+        path: conn.path(),
+    });
+    let mut peers = Peers::new(emit.clone());
+    peers.add(HOST_PARTICIPANT_ID, conn);
+    while let Some(cmd) = cmds.recv().await {
+        match cmd {
+            NetCommand::Shutdown => break,
+            NetCommand::Send { to, bytes } => peers.command(to, PeerCtl::Send(bytes)),
+            NetCommand::Close { to, code } => peers.command(to, PeerCtl::Close(code)),
+            NetCommand::Drop { to, detail } => peers.command(to, PeerCtl::Drop(detail)),
+            NetCommand::Approve { .. } => {}
+        }
+    }
+    peers.close_all(CloseCode::Left).await;
+    // Let the close frame leave before the endpoint goes.
+    tokio::time::sleep(Duration::from_millis(20).min(GRACEFUL_CLOSE_TIMEOUT)).await;
+}
+
+async fn wait_for_shutdown(cmds: &mut mpsc::UnboundedReceiver<NetCommand>) {
+    while let Some(cmd) = cmds.recv().await {
+        if cmd == NetCommand::Shutdown {
+            return;
+        }
+    }
+}
