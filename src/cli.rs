@@ -107,14 +107,21 @@ pub fn main() -> i32 {
     }
 }
 
-/// `lshed join LINK` with the editor. Placeholder until the TUI's join
-/// (`crate::tui::run_join`) lands: the lead replaces this.
+/// `lshed join LINK` with the editor: the link is checked first, so a
+/// malformed one is a single clear line rather than a screen.
 fn join_ui(link: &str) -> i32 {
-    let _ = link;
-    eprintln!(
-        "lshed: joining in the editor is not yet available; use `lshed join LINK --headless`"
-    );
-    2
+    use std::str::FromStr;
+    if let Err(e) = crate::net::InviteLink::from_str(link) {
+        eprintln!("lshed: {e}");
+        return 2;
+    }
+    match crate::tui::run_join(link) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("lshed: {e:#}");
+            1
+        }
+    }
 }
 
 /// Options and identity for a headless session, from the config and flags.

@@ -107,6 +107,13 @@ commands! {
     DeleteWordBackward, "delete_word_backward", "Delete Word Backward", "Delete to the previous word start";
     DeleteWordForward, "delete_word_forward", "Delete Word Forward", "Delete to the next word start";
     Escape, "escape", "Cancel", "Close the open prompt or clear the selection";
+    Share, "share", "Share", "Share this folder: start a session and copy the invite link";
+    Join, "join", "Join", "Join a session: paste an invite link";
+    Leave, "leave", "Leave", "Leave the session (the others carry on)";
+    EndSession, "end_session", "End Session", "Host: end the session for everyone";
+    CopyInviteLink, "copy_invite_link", "Copy Invite Link", "Copy the invite link again and show it";
+    FollowParticipant, "follow_participant", "Follow Participant", "Pick someone whose view yours follows";
+    Participants, "participants", "Participants", "Who is here; host: read-only, remove";
 }
 
 #[cfg(test)]

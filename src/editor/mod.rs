@@ -7,6 +7,7 @@
 //! ratatui or crossterm.
 
 pub mod buffer;
+pub mod collab;
 pub mod command;
 pub mod find;
 pub mod syntax;
@@ -219,11 +220,12 @@ impl Editor {
 
     /// Path of the active buffer relative to the root, for display.
     pub fn relative_name(&self, buf: &Buffer) -> String {
-        match &buf.path {
-            Some(p) => {
+        match (&buf.path, &buf.shared_path) {
+            (Some(p), _) => {
                 workspace::relative(&self.root, p).unwrap_or_else(|| p.display().to_string())
             }
-            None => "untitled".into(),
+            (None, Some(shared)) => shared.clone(),
+            (None, None) => "untitled".into(),
         }
     }
 }

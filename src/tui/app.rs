@@ -6,6 +6,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use crossterm::event::{
@@ -16,7 +17,9 @@ use ratatui::layout::Rect;
 use super::clipboard::Clipboard;
 use super::input::{InputOutcome, LineInput};
 use super::keymap::{KeyChord, Keymap};
+use super::collab::Intent;
 use super::theme::Theme;
+use super::tree_pane::TreePane;
 use crate::config::ConfigLoad;
 use crate::editor::{text, Command, EditError, EditKind, Editor, Selection};
 use crate::workspace::{self, FileIndex, FileTree, SaveOutcome};
@@ -45,6 +48,8 @@ pub enum AppEvent {
     Signal(i32),
     /// Periodic wake-up: expire notifications, refresh background state.
     Tick,
+    /// The collaboration session has news (network events are queued).
+    SessionWake,
 }
 
 /// How serious a notification is.
@@ -144,6 +149,10 @@ pub enum PromptKind {
     NewFolder(PathBuf),
     /// A new name for this path.
     Rename(PathBuf),
+    /// An invite link.
+    Join,
+    /// The display name, asked once before sharing or joining.
+    DisplayName(Intent),
 }
 
 impl PromptKind {
@@ -155,6 +164,8 @@ impl PromptKind {
             PromptKind::NewFile(_) => "New file",
             PromptKind::NewFolder(_) => "New folder",
             PromptKind::Rename(_) => "Rename to",
+            PromptKind::Join => "Join: paste the invite link",
+            PromptKind::DisplayName(_) => "Your name (shown to the others)",
         }
     }
 }
@@ -168,6 +179,8 @@ pub enum ConfirmKind {
     Quit,
     /// Delete a file or folder: yes / no.
     Delete(PathBuf),
+    /// Host: someone wants to join: accept / reject.
+    Approve(crate::session::PendingId),
 }
 
 /// An overlay that takes the keyboard until closed.
@@ -197,6 +210,18 @@ pub enum Overlay {
     Help {
         /// First row shown.
         scroll: usize,
+    },
+    /// Who is in the session.
+    Participants {
+        /// Selected row.
+        selected: usize,
+    },
+    /// A message to read (and copy by hand), e.g. the invite link.
+    Info {
+        /// Title.
+        title: String,
+        /// Text.
+        body: String,
     },
 }
 
@@ -237,7 +262,7 @@ pub struct App {
     /// Key bindings.
     pub keymap: Keymap,
     /// The file tree (None when a single file was opened outside a folder).
-    pub tree: Option<FileTree>,
+    pub tree: Option<TreePane>,
     /// Tree pane shown?
     pub tree_visible: bool,
     /// Selected tree row.
@@ -262,6 +287,14 @@ pub struct App {
     pub session_label: String,
     /// Regions of the last frame.
     pub layout: Layout,
+    /// The collaboration session, when sharing or joined.
+    pub session: Option<crate::session::SessionCore>,
+    /// Sends events to the loop (the session's network half wakes it).
+    pub waker: Option<std::sync::mpsc::Sender<AppEvent>>,
+    /// Where the config lives (the display name is saved there).
+    pub config_path: PathBuf,
+    /// A guest's own folder tree, kept while the host's is shown.
+    pub local_tree: Option<TreePane>,
     file_index: Option<FileIndex>,
     drag_anchor: Option<usize>,
     last_click: Option<(Instant, u16, u16)>,
@@ -271,6 +304,7 @@ impl App {
     /// Builds the app for `path` (a folder or a file) with loaded settings.
     pub fn new(path: &Path, loaded: ConfigLoad, clipboard: Clipboard) -> Result<Self, String> {
         let config = loaded.config;
+        let config_path = loaded.path.clone();
         let (keymap, key_warnings) = Keymap::with_overrides(&config.keys);
         let user_themes = Some(crate::config::theme_dir_for(&loaded.path));
         let mut warnings = loaded.warnings;
@@ -296,7 +330,9 @@ impl App {
         };
         let root = std::fs::canonicalize(&root).unwrap_or(root);
         let tree = if file.is_none() {
-            Some(FileTree::new(&root).map_err(|e| e.to_string())?)
+            Some(TreePane::Local(
+                FileTree::new(&root).map_err(|e| e.to_string())?,
+            ))
         } else {
             None
         };
@@ -317,6 +353,10 @@ impl App {
             pending_output: Vec::new(),
             session_label: "Inactive".to_string(),
             layout: Layout::default(),
+            session: None,
+            waker: None,
+            config_path: config_path.clone(),
+            local_tree: None,
             file_index: None,
             drag_anchor: None,
             last_click: None,
@@ -371,6 +411,15 @@ impl App {
 
     /// Applies one event.
     pub fn handle_event(&mut self, event: AppEvent) {
+        let before = self.before_input();
+        let is_input = matches!(event, AppEvent::Term(_));
+        self.dispatch(event);
+        if is_input {
+            self.after_input(before);
+        }
+    }
+
+    fn dispatch(&mut self, event: AppEvent) {
         match event {
             AppEvent::Term(Event::Key(key)) => {
                 if key.kind != KeyEventKind::Release {
@@ -385,6 +434,7 @@ impl App {
                 self.should_quit = true;
             }
             AppEvent::Tick => self.tick(),
+            AppEvent::SessionWake => self.on_session_wake(),
         }
     }
 
@@ -605,6 +655,13 @@ impl App {
             Command::DeleteForward => self.edit(|b| b.delete_forward()),
             Command::DeleteWordBackward => self.edit(|b| b.delete_word_back()),
             Command::DeleteWordForward => self.edit(|b| b.delete_word_forward()),
+            Command::Share
+            | Command::Join
+            | Command::Leave
+            | Command::EndSession
+            | Command::CopyInviteLink
+            | Command::FollowParticipant
+            | Command::Participants => self.collab_command(cmd),
             Command::Escape => {
                 if self.find.take().is_none() {
                     self.with_buffer(|b| {
@@ -719,12 +776,24 @@ impl App {
             return;
         };
         if buf.path.is_none() {
+            if let (Some(sp), Some(core)) = (buf.shared_path.clone(), self.session.as_mut()) {
+                core.save(&sp);
+                self.notify(Level::Info, format!("saving {sp} on the host…"));
+                return;
+            }
             self.open_prompt(PromptKind::SaveAs, "");
             return;
         }
+        let shared = buf.shared_path.clone();
         let name = buf.display_name();
         match buf.save() {
-            Ok(SaveOutcome::Saved { .. }) => self.notify(Level::Info, format!("saved {name}")),
+            Ok(SaveOutcome::Saved { .. }) => {
+                self.notify(Level::Info, format!("saved {name}"));
+                if let (Some(sp), Some(core)) = (shared, self.session.as_mut()) {
+                    let mut store = crate::editor::collab::EditorStore::new(&mut self.editor);
+                    core.saved_locally(&sp, &mut store);
+                }
+            }
             Ok(SaveOutcome::Recreated { .. }) => self.notify(
                 Level::Warning,
                 format!("{name} had been deleted on disk; saved it again"),
@@ -753,6 +822,13 @@ impl App {
     }
 
     fn request_quit(&mut self) {
+        if let Some(s) = &mut self.session {
+            if s.is_host() {
+                s.end();
+            } else {
+                s.leave();
+            }
+        }
         let dirty = self.editor.dirty_buffers();
         if dirty.is_empty() {
             self.should_quit = true;
@@ -1005,6 +1081,66 @@ impl App {
         self.overlay = Some(Overlay::QuickOpen(Picker::new(items)));
     }
 
+    /// Opens a prompt (for the collaboration glue).
+    pub fn open_prompt_pub(&mut self, kind: PromptKind, initial: &str) {
+        self.open_prompt(kind, initial);
+    }
+
+    /// Shows an error under the open prompt.
+    pub fn set_prompt_error(&mut self, message: String) {
+        if let Some(Overlay::Prompt { error, .. }) = &mut self.overlay {
+            *error = Some(message);
+        } else {
+            self.notify(Level::Error, message);
+        }
+    }
+
+    fn participants_key(&mut self, key: KeyEvent, selected: usize) {
+        let Some(core) = self.session.as_mut() else {
+            return;
+        };
+        let people = core.participants();
+        let n = people.len();
+        let selected = selected.min(n.saturating_sub(1));
+        let chosen = people.get(selected).cloned();
+        let host = core.is_host();
+        let mut keep = true;
+        let mut selected = selected;
+        match key.code {
+            KeyCode::Esc | KeyCode::Char('q') => keep = false,
+            KeyCode::Up => selected = selected.saturating_sub(1),
+            KeyCode::Down => selected = (selected + 1).min(n.saturating_sub(1)),
+            KeyCode::Enter | KeyCode::Char('f') => {
+                if let Some(p) = &chosen {
+                    if p.id != core.my_id() {
+                        core.follow(Some(p.id));
+                        let name = p.name.clone();
+                        self.notify(Level::Info, format!("following {name} (move to stop)"));
+                        keep = false;
+                    }
+                }
+            }
+            KeyCode::Char('r') if host => {
+                if let Some(p) = chosen.filter(|p| !p.is_host) {
+                    core.set_read_only(Some(p.id), !p.read_only);
+                }
+            }
+            KeyCode::Char('R') if host => {
+                let ro = core.session_read_only();
+                core.set_read_only(None, !ro);
+            }
+            KeyCode::Char('x') | KeyCode::Delete if host => {
+                if let Some(p) = chosen.filter(|p| !p.is_host) {
+                    core.remove(p.id);
+                }
+            }
+            _ => {}
+        }
+        if keep {
+            self.overlay = Some(Overlay::Participants { selected });
+        }
+    }
+
     fn open_prompt(&mut self, kind: PromptKind, initial: &str) {
         self.overlay = Some(Overlay::Prompt {
             kind,
@@ -1084,6 +1220,12 @@ impl App {
                     self.overlay = Some(Overlay::Confirm { kind, message });
                 }
             }
+            Overlay::Info { title, body } => {
+                if !matches!(key.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) {
+                    self.overlay = Some(Overlay::Info { title, body });
+                }
+            }
+            Overlay::Participants { selected } => self.participants_key(key, selected),
             Overlay::Help { scroll } => {
                 let scroll = match key.code {
                     KeyCode::Esc | KeyCode::Char('q') | KeyCode::Enter | KeyCode::F(2) => return,
@@ -1102,7 +1244,52 @@ impl App {
         }
     }
 
+    /// Guest: file operations happen on the host.
+    fn remote_tree_op(&mut self, kind: &PromptKind, answer: &str) -> Option<Result<(), String>> {
+        if !self.tree.as_ref().is_some_and(|t| t.is_remote()) {
+            return None;
+        }
+        let core = self.session.as_mut()?;
+        let under = |dir: &Path| {
+            let d = dir.to_string_lossy();
+            if dir.is_absolute() || d.is_empty() {
+                answer.to_string()
+            } else {
+                format!("{d}/{answer}")
+            }
+        };
+        match kind {
+            PromptKind::NewFile(dir) => core.create(&under(dir), false),
+            PromptKind::NewFolder(dir) => core.create(&under(dir), true),
+            PromptKind::Rename(from) => {
+                let to = match from.parent().map(|p| p.to_string_lossy().into_owned()) {
+                    Some(p) if !p.is_empty() => format!("{p}/{answer}"),
+                    _ => answer.to_string(),
+                };
+                core.rename(&from.to_string_lossy(), &to)
+            }
+            _ => return None,
+        }
+        Some(Ok(()))
+    }
+
     fn answer_prompt(&mut self, kind: &PromptKind, answer: &str) -> Result<(), String> {
+        if !answer.is_empty() {
+            if let Some(r) = self.remote_tree_op(kind, answer) {
+                return r;
+            }
+        }
+        if let PromptKind::Join = kind {
+            if answer.is_empty() {
+                return Err("paste the invite link (Esc cancels)".into());
+            }
+            crate::net::InviteLink::from_str(answer).map_err(|e| e.to_string())?;
+            self.begin(Intent::Join(answer.to_string()));
+            return Ok(());
+        }
+        if let PromptKind::DisplayName(intent) = kind {
+            return self.set_display_name(answer, intent.clone());
+        }
         if answer.is_empty() && *kind != PromptKind::GotoLine {
             return Err("please type a name (Esc cancels)".into());
         }
@@ -1159,6 +1346,7 @@ impl App {
                 self.refresh_tree_and_reveal(&path);
                 Ok(())
             }
+            PromptKind::Join | PromptKind::DisplayName(_) => Ok(()),
             PromptKind::Rename(from) => {
                 let from_rel = workspace::relative(&root, from)
                     .ok_or_else(|| "that path is outside the folder".to_string())?;
@@ -1214,7 +1402,24 @@ impl App {
                 'c' | 'n' => true,
                 _ => false,
             },
+            ConfirmKind::Approve(pending) => {
+                let accept = match c {
+                    'a' | 'y' => true,
+                    'r' | 'n' | 'c' => false,
+                    _ => return false,
+                };
+                if let Some(s) = &mut self.session {
+                    s.approve(*pending, accept);
+                }
+                true
+            }
             ConfirmKind::Delete(path) => match c {
+                'y' if self.tree.as_ref().is_some_and(|t| t.is_remote()) => {
+                    if let Some(core) = &mut self.session {
+                        core.delete(&path.to_string_lossy());
+                    }
+                    true
+                }
                 'y' => {
                     let root = self.editor.root.clone();
                     match workspace::relative(&root, path) {
@@ -1317,8 +1522,29 @@ impl App {
         };
         self.tree_selected = idx;
         if row.is_dir {
-            if let Err(e) = tree.toggle(idx) {
+            let toggled = tree.toggle(idx);
+            let reqs = tree.take_requests();
+            if let Err(e) = toggled {
                 self.notify(Level::Error, e.to_string());
+            }
+            if let Some(core) = &mut self.session {
+                for r in reqs {
+                    core.list_dir(&r);
+                }
+            }
+        } else if tree.is_remote() {
+            let rel = row.path.to_string_lossy().into_owned();
+            match self.editor.find_shared(&rel) {
+                Some(i) => {
+                    self.editor.buffers[i].hidden = false;
+                    self.editor.active = Some(i);
+                    self.focus = Focus::Editor;
+                }
+                None => {
+                    if let Some(core) = &mut self.session {
+                        core.open(&rel);
+                    }
+                }
             }
         } else {
             self.open_and_focus(&row.path);

@@ -208,6 +208,13 @@ pub const DEFAULT_KEYS: &[(&str, Command)] = &[
     ("alt+backspace", Command::DeleteWordBackward),
     ("ctrl+delete", Command::DeleteWordForward),
     ("esc", Command::Escape),
+    ("f5", Command::Share),
+    ("f6", Command::Join),
+    ("f7", Command::Participants),
+    ("f8", Command::FollowParticipant),
+    ("f9", Command::Leave),
+    ("f10", Command::EndSession),
+    ("alt+l", Command::CopyInviteLink),
 ];
 
 /// Chord → command, with the user's overrides applied.

@@ -11,10 +11,12 @@
 
 pub mod app;
 pub mod clipboard;
+pub mod collab;
 pub mod input;
 pub mod keymap;
 pub mod render;
 pub mod theme;
+pub mod tree_pane;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -54,6 +56,16 @@ pub fn restore_terminal() {
 
 /// Opens `path` in the editor on the real terminal and runs until quit.
 pub fn run(path: &Path) -> anyhow::Result<()> {
+    run_with(path, None)
+}
+
+/// Opens the editor on the current folder and joins the session at `link`
+/// (`lshed join LINK`).
+pub fn run_join(link: &str) -> anyhow::Result<()> {
+    run_with(Path::new("."), Some(link.to_string()))
+}
+
+fn run_with(path: &Path, join: Option<String>) -> anyhow::Result<()> {
     if !io::stdin().is_terminal() || !io::stdout().is_terminal() {
         anyhow::bail!("lshed needs a terminal (stdin and stdout must be a tty)");
     }
@@ -88,12 +100,24 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         return Err(e.into());
     }
     let (tx, rx) = mpsc::channel();
+    app.waker = Some(tx.clone());
+    if let Some(link) = join {
+        app.begin(collab::Intent::Join(link));
+    }
     spawn_input_thread(tx.clone());
     spawn_signal_thread(tx);
     let result = (|| -> anyhow::Result<()> {
         let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         run_loop(&mut terminal, &mut app, &rx, &mut io::stdout())
     })();
+    // End or leave the session cleanly (guests are told) before exiting.
+    if let Some(mut s) = app.session.take() {
+        if s.is_host() {
+            s.end();
+        } else {
+            s.leave();
+        }
+    }
     restore_terminal();
     result
 }

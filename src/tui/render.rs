@@ -440,7 +440,7 @@ impl App {
         let dirty_style = self.theme.style("ui.statusline.dirty");
         let ro_style = self.theme.style("ui.readonly");
         let mut left: Vec<Span<'_>> =
-            vec![Span::styled(format!(" {} ", self.session_label), badge)];
+            vec![Span::styled(format!(" {} ", self.session_badge()), badge)];
         let mut right = String::new();
         if let Some(b) = self.editor.buffer() {
             left.push(Span::styled(
@@ -596,6 +596,88 @@ impl App {
                     .block(Block::default().borders(Borders::ALL).border_style(border));
                 frame.render_widget(p, r);
             }
+            Overlay::Info { title, body } => {
+                let w = area.width.min(76);
+                let inner_w = w.saturating_sub(2).max(1) as usize;
+                let lines: usize = body
+                    .lines()
+                    .map(|l| (text::str_width(l) / inner_w) + 1)
+                    .sum();
+                let h = (lines as u16 + 2).min(area.height);
+                let r = centered(area, w, h, 2);
+                frame.render_widget(Clear, r);
+                let p = Paragraph::new(body.as_str())
+                    .wrap(ratatui::widgets::Wrap { trim: false })
+                    .style(popup)
+                    .block(
+                        Block::default()
+                            .borders(Borders::ALL)
+                            .border_style(border)
+                            .title(format!(" {title} ")),
+                    );
+                frame.render_widget(p, r);
+            }
+            Overlay::Participants { selected } => {
+                let Some(core) = &self.session else { return };
+                let people = core.participants();
+                let me = core.my_id();
+                let host = core.is_host();
+                let following = core.following();
+                let selected_style = self.theme.style("ui.popup.selected");
+                let mut lines: Vec<Line<'_>> = Vec::new();
+                for (i, p) in people.iter().enumerate() {
+                    let color = participant_color(&self.theme, &p.color, i);
+                    let mut tags = Vec::new();
+                    if p.is_host {
+                        tags.push("host".to_string());
+                    }
+                    if p.id == me {
+                        tags.push("you".to_string());
+                    }
+                    if p.read_only {
+                        tags.push("read-only".to_string());
+                    }
+                    if following == Some(p.id) {
+                        tags.push("following".to_string());
+                    }
+                    if let Some(t) = p.following {
+                        if t == me {
+                            tags.push("follows you".to_string());
+                        }
+                    }
+                    let base = if i == *selected { selected_style } else { popup };
+                    lines.push(Line::from(vec![
+                        Span::styled(" ● ", base.fg(color)),
+                        Span::styled(format!("{:<16}", p.name), base.add_modifier(Modifier::BOLD)),
+                        Span::styled(format!("{:<28}", p.file.clone().unwrap_or_default()), base),
+                        Span::styled(tags.join(", "), base),
+                    ]));
+                }
+                lines.push(Line::from(""));
+                let help = if host {
+                    " Enter follow · r read-only · R whole session read-only · x remove · Esc"
+                } else {
+                    " Enter follow · Esc close"
+                };
+                lines.push(Line::from(Span::styled(help, self.theme.style("ui.text.dim"))));
+                let w = area.width.min(90);
+                let h = (lines.len() as u16 + 2).min(area.height);
+                let r = centered(area, w, h, 2);
+                frame.render_widget(Clear, r);
+                let title = match core.invite_link() {
+                    Some(_) => " Participants (Alt+L: invite link) ",
+                    None => " Participants ",
+                };
+                frame.render_widget(
+                    Paragraph::new(lines).style(popup).block(
+                        Block::default()
+                            .borders(Borders::ALL)
+                            .border_style(border)
+                            .title(title),
+                    ),
+                    r,
+                );
+            }
             Overlay::Help { scroll } => {
                 let w = area.width.min(90);
                 let h = area.height.saturating_sub(2).max(area.height.min(3));
@@ -720,13 +802,17 @@ fn draw_remote_cursors(
         if let Some(cell) = fb.cell_mut((x, y)) {
             cell.set_style(Style::default().bg(color).fg(ratatui::style::Color::Black));
         }
-        let label = format!("{} ", rc.name);
+        // The name goes after the end of the line's text, so it never
+        // hides what is written; when that is off screen, next to the cursor.
+        let label = format!(" {} ", rc.name);
         let lw = text::str_width(&label) as u16;
         let right = area.x + area.width;
-        let lx = if x + 1 + lw <= right {
-            x + 1
-        } else {
-            x.saturating_sub(lw).max(area.x)
+        let line_end = rope.line_to_char(line) + text::line_len(rope, line);
+        let end_col = text::visual_col(rope, line_end, buf.tab_width);
+        let lx = match cell_of(rows, area, line, end_col) {
+            Some((ex, ey)) if ey == y && ex + 1 + lw <= right => ex + 1,
+            _ if x + 1 + lw <= right => x + 1,
+            _ => x.saturating_sub(lw).max(area.x),
         };
         fb.set_stringn(
             lx,

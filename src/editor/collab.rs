@@ -1,0 +1,106 @@
+//! The editor as the session's document store: a shared path ('/'
+//! separated, relative to the shared root) maps to a buffer. Buffers a
+//! collaborator opened but the local user did not are kept hidden.
+//!
+//! May depend on: editor, session, doc, workspace.
+
+use crate::doc::{ActorId, Change, Document, ShareMode};
+use crate::session::DocStore;
+use crate::workspace;
+
+use super::{Buffer, Editor};
+
+/// Adapts `&mut Editor` to [`DocStore`].
+pub struct EditorStore<'a> {
+    /// The editor.
+    pub editor: &'a mut Editor,
+    /// Paths whose text changed remotely during this call (for redraws).
+    pub changed: Vec<String>,
+}
+
+impl<'a> EditorStore<'a> {
+    /// Wraps the editor.
+    pub fn new(editor: &'a mut Editor) -> Self {
+        Self {
+            editor,
+            changed: Vec::new(),
+        }
+    }
+}
+
+impl DocStore for EditorStore<'_> {
+    fn doc_mut(&mut self, path: &str) -> Option<&mut Document> {
+        let i = self.editor.find_shared(path)?;
+        Some(&mut self.editor.buffers[i].doc)
+    }
+
+    fn open_for_peer(&mut self, path: &str) -> Result<&mut Document, String> {
+        let i = match self.editor.find_shared(path) {
+            Some(i) => i,
+            None => {
+                let abs = workspace::confine(&self.editor.root, path).map_err(|e| e.to_string())?;
+                let i = match self.editor.find_open(&abs) {
+                    Some(i) => i,
+                    None => {
+                        let loaded = workspace::load_file(&abs).map_err(|e| e.to_string())?;
+                        let id = self.editor.alloc_buffer_id();
+                        let mut b = Buffer::from_loaded(
+                            id,
+                            abs,
+                            loaded,
+                            self.editor.config.tab_width,
+                            self.editor.config.insert_spaces,
+                        );
+                        b.hidden = true;
+                        self.editor.buffers.push(b);
+                        self.editor.buffers.len() - 1
+                    }
+                };
+                self.editor.buffers[i].shared_path = Some(path.to_string());
+                i
+            }
+        };
+        let buf = &mut self.editor.buffers[i];
+        if !buf.doc.is_shared() && buf.read_only.is_none() {
+            match buf.doc.share(ActorId::random()) {
+                Ok(ShareMode::Editable) => {}
+                Ok(ShareMode::ReadOnly) => {
+                    buf.read_only = buf.doc.read_only_reason().map(str::to_string);
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(&mut buf.doc)
+    }
+
+    fn adopt(&mut self, path: &str, doc: Document, read_only: bool) {
+        if let Some(i) = self.editor.find_shared(path) {
+            self.editor.buffers[i].doc = doc;
+            self.editor.buffers[i].hidden = false;
+            self.editor.active = Some(i);
+            return;
+        }
+        let id = self.editor.alloc_buffer_id();
+        let mut b = Buffer::from_document(id, path, doc, self.editor.config.tab_width);
+        if read_only {
+            b.read_only = Some("the host made this session read-only for you".into());
+        }
+        self.editor.buffers.push(b);
+        self.editor.active = Some(self.editor.buffers.len() - 1);
+    }
+
+    fn remote_changed(&mut self, path: &str, changes: &[Change]) {
+        if let Some(i) = self.editor.find_shared(path) {
+            self.editor.buffers[i].after_external_changes(changes);
+            self.changed.push(path.to_string());
+        }
+    }
+
+    fn save(&mut self, path: &str) -> Result<(), String> {
+        let i = self
+            .editor
+            .find_shared(path)
+            .ok_or_else(|| format!("{path} is not open"))?;
+        self.editor.buffers[i].save().map(|_| ())
+    }
+}
