@@ -15,9 +15,9 @@ use crossterm::event::{
 use ratatui::layout::Rect;
 
 use super::clipboard::Clipboard;
+use super::collab::Intent;
 use super::input::{InputOutcome, LineInput};
 use super::keymap::{KeyChord, Keymap};
-use super::collab::Intent;
 use super::theme::Theme;
 use super::tree_pane::TreePane;
 use crate::config::ConfigLoad;

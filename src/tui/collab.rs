@@ -61,7 +61,10 @@ impl App {
         }
         if matches!(s.state(), SessionState::Sharing | SessionState::Joined) {
             let n = s.participants().len();
-            out.push_str(&format!(" · {n} {}", if n == 1 { "person" } else { "people" }));
+            out.push_str(&format!(
+                " · {n} {}",
+                if n == 1 { "person" } else { "people" }
+            ));
         }
         if s.is_read_only() {
             out.push_str(" · read-only");
@@ -90,12 +93,10 @@ impl App {
                 Some(_) => self.notify(Level::Info, "only the host can end the session: use Leave"),
                 None => self.notify(Level::Info, "not in a session"),
             },
-            Command::CopyInviteLink => {
-                match self.session.as_ref().and_then(|s| s.invite_link()) {
-                    Some(link) => self.show_link(&link),
-                    None => self.notify(Level::Info, "no invite link: share first"),
-                }
-            }
+            Command::CopyInviteLink => match self.session.as_ref().and_then(|s| s.invite_link()) {
+                Some(link) => self.show_link(&link),
+                None => self.notify(Level::Info, "no invite link: share first"),
+            },
             Command::Participants | Command::FollowParticipant => {
                 if self.session.is_none() {
                     self.notify(Level::Info, "not in a session");
@@ -129,7 +130,9 @@ impl App {
             return Err("please type a name".into());
         }
         let color = self.editor.config.color.clone().unwrap_or_else(|| {
-            let h = name.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
+            let h = name
+                .bytes()
+                .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b as usize));
             DEFAULT_COLORS[h % DEFAULT_COLORS.len()].to_string()
         });
         if let Err(e) = crate::config::save_identity(&self.config_path, name, &color) {
@@ -159,11 +162,20 @@ impl App {
     }
 
     fn options(&self) -> SessionOptions {
-        SessionOptions {
+        let mut o = SessionOptions {
             approval: self.editor.config.guest_approval,
             connection_mode: self.editor.config.connection_mode,
             ..SessionOptions::default()
+        };
+        // Which address the host listens on (default: every interface).
+        // Tests pin it to loopback.
+        if let Some(ip) = std::env::var("LSHED_BIND")
+            .ok()
+            .and_then(|v| v.parse::<std::net::IpAddr>().ok())
+        {
+            o.bind_ip = ip;
         }
+        o
     }
 
     fn notifier(&self) -> session::runtime::Notify {
@@ -258,8 +270,14 @@ impl App {
             SessionEvent::ParticipantLeft { name, reason, .. } => {
                 self.notify(Level::Info, format!("{name} left ({reason})"));
             }
-            SessionEvent::Joined { host_name, path_kind } => {
-                self.notify(Level::Info, format!("joined {host_name}'s session ({path_kind})"));
+            SessionEvent::Joined {
+                host_name,
+                path_kind,
+            } => {
+                self.notify(
+                    Level::Info,
+                    format!("joined {host_name}'s session ({path_kind})"),
+                );
                 self.local_tree = self.tree.take();
                 self.tree = Some(TreePane::Remote(RemoteTree::new()));
                 self.tree_visible = true;
@@ -326,7 +344,9 @@ impl App {
     }
 
     fn follow_to(&mut self, path: &str, pos: Option<crate::doc::StablePos>) {
-        let Some(core) = self.session.as_mut() else { return };
+        let Some(core) = self.session.as_mut() else {
+            return;
+        };
         let idx = match self.editor.find_shared(path) {
             Some(i) => i,
             None => {
@@ -423,12 +443,16 @@ impl App {
         if now == before {
             return;
         }
-        let Some(core) = self.session.as_mut() else { return };
+        let Some(core) = self.session.as_mut() else {
+            return;
+        };
         if core.following().is_some() && now.buffer == before.buffer {
             core.follow(None);
             self.notify(Level::Info, "stopped following");
         }
-        let Some(core) = self.session.as_mut() else { return };
+        let Some(core) = self.session.as_mut() else {
+            return;
+        };
         let (path, sel) = match self.editor.buffer() {
             Some(b) => (b.shared_path.clone(), b.selection),
             None => (None, Selection::default()),
@@ -453,25 +477,26 @@ impl App {
                 .retain(|b| !(b.shared_path.is_some() && b.path.is_none()));
             let first = self.editor.visible_buffers().next();
             self.editor.active = first;
-            self.tree = self.local_tree.take().or_else(|| {
-                FileTree::new(&self.editor.root)
-                    .ok()
-                    .map(TreePane::Local)
-            });
+            self.tree = self
+                .local_tree
+                .take()
+                .or_else(|| FileTree::new(&self.editor.root).ok().map(TreePane::Local));
         } else {
             for b in &mut self.editor.buffers {
                 b.shared_path = None;
                 b.doc.unshare();
             }
-            self.editor
-                .buffers
-                .retain(|b| !b.hidden || b.is_dirty());
+            self.editor.buffers.retain(|b| !b.hidden || b.is_dirty());
             for b in &mut self.editor.buffers {
                 b.hidden = false;
             }
-            if self.editor.active.is_some_and(|a| a >= self.editor.buffers.len()) {
+            if self
+                .editor
+                .active
+                .is_some_and(|a| a >= self.editor.buffers.len())
+            {
                 let first = self.editor.visible_buffers().next();
-            self.editor.active = first;
+                self.editor.active = first;
             }
         }
         for b in &mut self.editor.buffers {

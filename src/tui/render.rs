@@ -645,7 +645,11 @@ impl App {
                             tags.push("follows you".to_string());
                         }
                     }
-                    let base = if i == *selected { selected_style } else { popup };
+                    let base = if i == *selected {
+                        selected_style
+                    } else {
+                        popup
+                    };
                     lines.push(Line::from(vec![
                         Span::styled(" ● ", base.fg(color)),
                         Span::styled(format!("{:<16}", p.name), base.add_modifier(Modifier::BOLD)),
@@ -659,7 +663,10 @@ impl App {
                 } else {
                     " Enter follow · Esc close"
                 };
-                lines.push(Line::from(Span::styled(help, self.theme.style("ui.text.dim"))));
+                lines.push(Line::from(Span::styled(
+                    help,
+                    self.theme.style("ui.text.dim"),
+                )));
                 let w = area.width.min(90);
                 let h = (lines.len() as u16 + 2).min(area.height);
                 let r = centered(area, w, h, 2);

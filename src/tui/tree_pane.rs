@@ -79,7 +79,9 @@ impl RemoteTree {
     }
 
     fn toggle(&mut self, idx: usize) {
-        let Some(row) = self.rows.get(idx) else { return };
+        let Some(row) = self.rows.get(idx) else {
+            return;
+        };
         if !row.is_dir {
             return;
         }
@@ -93,7 +95,9 @@ impl RemoteTree {
     }
 
     fn collapse(&mut self, idx: usize) {
-        let Some(row) = self.rows.get_mut(idx) else { return };
+        let Some(row) = self.rows.get_mut(idx) else {
+            return;
+        };
         if !row.expanded {
             return;
         }

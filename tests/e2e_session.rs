@@ -1,0 +1,153 @@
+//! End-to-end collaboration on loopback with real processes in
+//! pseudo-terminals: a host shares, the invite link is read off its screen,
+//! a guest pastes it into the join prompt, the host approves, both type
+//! into the same file at once, the guest saves, and the file on disk and
+//! both screens agree. Then the guest leaves and the host ends.
+
+mod common;
+
+use base64::Engine;
+use common::pty::PtyApp;
+use std::path::Path;
+use std::time::Duration;
+
+const F5: &[u8] = b"\x1b[15~";
+const F6: &[u8] = b"\x1b[17~";
+const F9: &[u8] = b"\x1b[20~";
+const F10: &[u8] = b"\x1b[21~";
+const CTRL_HOME: &[u8] = b"\x1b[1;5H";
+const CTRL_END: &[u8] = b"\x1b[1;5F";
+const CTRL_P: &[u8] = b"\x10";
+const CTRL_S: &[u8] = b"\x13";
+const CTRL_Q: &[u8] = b"\x11";
+const ESC: &[u8] = b"\x1b";
+const ENTER: &[u8] = b"\r";
+const DOWN: &[u8] = b"\x1b[B";
+
+fn identity(home: &Path, name: &str, extra: &str) {
+    let dir = home.join(".config/lshed");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!("{extra}\n[identity]\ndisplay_name = \"{name}\"\ncolor = \"#61afef\"\n"),
+    )
+    .unwrap();
+}
+
+/// The invite link as drawn in the "Invite link" box (it may wrap).
+fn link_from_screen(screen: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in screen.lines() {
+        let inner = line.split('│').nth(1).unwrap_or("").trim();
+        if inner.starts_with("lshed://") {
+            inside = true;
+        }
+        if inside {
+            if inner.is_empty() {
+                break;
+            }
+            out.push_str(inner);
+        }
+    }
+    out
+}
+
+/// The text of the last OSC 52 escape the program wrote.
+fn osc52_payload(raw: &[u8]) -> Option<String> {
+    let s = String::from_utf8_lossy(raw);
+    let start = s.rfind("\x1b]52;c;")? + "\x1b]52;c;".len();
+    let end = s[start..].find('\x07')? + start;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&s[start..end])
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+#[test]
+fn share_join_type_save_leave_end() {
+    let host_home = tempfile::tempdir().unwrap();
+    let guest_home = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let guest_dir = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("README.md"), "# Demo\n").unwrap();
+    std::fs::create_dir(shared.path().join("src")).unwrap();
+    std::fs::write(shared.path().join("src/lib.rs"), "pub fn f() {}\n").unwrap();
+    identity(host_home.path(), "alice", "guest_approval = \"prompt\"");
+    identity(guest_home.path(), "bob", "");
+
+    std::env::set_var("LSHED_BIND", "127.0.0.1");
+    let mut host = PtyApp::spawn(&["."], shared.path(), host_home.path(), 100, 30);
+    host.wait_text("Inactive");
+    host.send(F5);
+    host.wait_text("Invite link");
+    host.wait_text("Sharing");
+    let link = link_from_screen(&host.screen());
+    assert!(
+        link.starts_with("lshed://join/v1/"),
+        "link: {link}\n{}",
+        host.screen()
+    );
+    let osc = osc52_payload(&host.raw.lock().unwrap()).expect("OSC 52 written");
+    assert_eq!(osc, link, "the clipboard escape carries the same link");
+    host.send(ESC);
+
+    let mut guest = PtyApp::spawn(&["."], guest_dir.path(), guest_home.path(), 100, 30);
+    guest.wait_text("Inactive");
+    guest.send(F6);
+    guest.wait_text("Join: paste the invite link");
+    guest.paste(&link);
+    guest.send(ENTER);
+    guest.wait_text("Joining");
+    host.wait_text("bob wants to join");
+    host.send(b"a");
+    guest.wait_text("Joined");
+    host.wait_text("bob joined");
+
+    // The guest sees the host's tree and opens README.md from it.
+    guest.wait_text("README.md");
+    guest.send(DOWN);
+    guest.send(ENTER);
+    guest.wait_text("# Demo");
+
+    // The host opens the same file.
+    host.send(CTRL_P);
+    host.send(b"README");
+    host.wait_text(" 1/");
+    host.send(ENTER);
+    host.wait_text("# Demo");
+
+    // Both type at once.
+    host.send(CTRL_HOME);
+    guest.send(CTRL_END);
+    host.send(b"host-typed ");
+    guest.send(b"guest-typed");
+    let both = |s: &str| s.contains("host-typed # Demo") && s.contains("guest-typed");
+    host.wait_for("both edits on the host", Duration::from_secs(20), both);
+    guest.wait_for("both edits on the guest", Duration::from_secs(20), both);
+
+    // The guest saves: the host writes the file.
+    guest.send(CTRL_S);
+    guest.wait_text("saved README.md on the host");
+    let on_disk = std::fs::read_to_string(shared.path().join("README.md")).unwrap();
+    assert_eq!(on_disk, "host-typed # Demo\nguest-typed");
+
+    // The guest leaves; the session goes on for the host.
+    guest.send(F9);
+    guest.wait_text("Inactive");
+    host.wait_text("bob left");
+    host.wait_text("Sharing");
+    // The host ends the session.
+    host.send(F10);
+    host.wait_for("host back to Inactive", Duration::from_secs(20), |s| {
+        s.lines().last().is_some_and(|l| l.contains("Inactive")) || s.contains(" Inactive ")
+    });
+    guest.send(CTRL_Q);
+    guest.wait_exit(Duration::from_secs(10));
+    guest.assert_restored();
+    host.send(CTRL_Q);
+    // Unsaved host buffer: discard.
+    host.send(b"d");
+    host.wait_exit(Duration::from_secs(10));
+    host.assert_restored();
+}
