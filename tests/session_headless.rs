@@ -78,7 +78,17 @@ impl Peer {
         let root = root.to_str().unwrap();
         let mut host = Peer::spawn(
             name,
-            &["share", root, "--headless", "--connection-mode", "direct", "--bind", "127.0.0.1", "--ports", ports],
+            &[
+                "share",
+                root,
+                "--headless",
+                "--connection-mode",
+                "direct",
+                "--bind",
+                "127.0.0.1",
+                "--ports",
+                ports,
+            ],
             "auto",
         );
         let first = host.next_line();
@@ -233,7 +243,9 @@ fn wait_converged(peers: &mut [&mut Peer], path: &str) -> String {
 fn host_and_three_guests_converge_and_the_host_saves() {
     let dir = folder(&[("notes.txt", "hello world\n")]);
     let (mut host, link) = Peer::host("host", dir.path());
-    let mut guests: Vec<Peer> = (1..=3).map(|i| Peer::guest(&format!("g{i}"), &link)).collect();
+    let mut guests: Vec<Peer> = (1..=3)
+        .map(|i| Peer::guest(&format!("g{i}"), &link))
+        .collect();
     host.ok(json!({"cmd": "open", "path": "notes.txt"}));
     for g in &mut guests {
         g.open("notes.txt");
@@ -243,11 +255,19 @@ fn host_and_three_guests_converge_and_the_host_saves() {
     let mut lens = [12u64; 4];
     for round in 0..25 {
         for i in 0..4 {
-            let peer = if i == 0 { &mut host } else { &mut guests[i - 1] };
+            let peer = if i == 0 {
+                &mut host
+            } else {
+                &mut guests[i - 1]
+            };
             let len = lens[i];
             let offset = rng.next() % (len + 1);
             let delete = if offset < len { rng.next() % 2 } else { 0 };
-            let insert = format!("{}{}", ["a", "é", "🎉", "\n"][(rng.next() % 4) as usize], round % 10);
+            let insert = format!(
+                "{}{}",
+                ["a", "é", "🎉", "\n"][(rng.next() % 4) as usize],
+                round % 10
+            );
             let v = peer.cmd(json!({"cmd": "edit", "path": "notes.txt", "offset": offset, "delete": delete, "insert": insert}));
             // A concurrent delete may have shortened the text: then retry at 0.
             let v = if v.get("result").is_none() {
@@ -268,7 +288,10 @@ fn host_and_three_guests_converge_and_the_host_saves() {
     // A guest asks the host to save.
     guests[0].ok(json!({"cmd": "save", "path": "notes.txt"}));
     guests[0].wait_event("saved");
-    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), text);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        text
+    );
     let p = host.ok(json!({"cmd": "participants"}));
     assert_eq!(p["participants"].as_array().unwrap().len(), 4);
     for g in guests {
@@ -294,7 +317,10 @@ fn read_only_guest_is_refused_and_removed_guest_is_cut_off() {
     assert!(refused["message"].as_str().unwrap().contains("read-only"));
     ro.ok(json!({"cmd": "save", "path": "a.txt"}));
     let err = ro.wait_event("error");
-    assert!(err["message"].as_str().unwrap().contains("read-only"), "{err}");
+    assert!(
+        err["message"].as_str().unwrap().contains("read-only"),
+        "{err}"
+    );
 
     // The whole session read-only, then editable again.
     host.ok(json!({"cmd": "read_only", "who": null, "value": true}));
@@ -309,7 +335,10 @@ fn read_only_guest_is_refused_and_removed_guest_is_cut_off() {
     host.ok(json!({"cmd": "remove", "who": ro_id}));
     ro.wait_event("removed");
     let ended = ro.wait_event("ended");
-    assert!(ended["message"].as_str().unwrap().contains("removed"), "{ended}");
+    assert!(
+        ended["message"].as_str().unwrap().contains("removed"),
+        "{ended}"
+    );
     assert_eq!(ro.finish(), Some(0));
     host.wait_for(|v| v["event"] == "participant_left", "participant_left");
     // The others carry on.
@@ -334,13 +363,21 @@ fn bad_links_get_distinct_messages() {
     let (host, link) = Peer::host_on("host", dir.path(), "46140-46149");
     let mut parsed: lshed::net::InviteLink = link.parse().unwrap();
     parsed.secret[0] ^= 1;
-    let mut wrong = Peer::spawn("wrong", &["join", &parsed.to_string(), "--headless"], "prompt");
+    let mut wrong = Peer::spawn(
+        "wrong",
+        &["join", &parsed.to_string(), "--headless"],
+        "prompt",
+    );
     let failed = wrong.wait_event("join_failed");
     let secret_msg = failed["message"].as_str().unwrap().to_string();
     assert!(secret_msg.contains("secret"), "{secret_msg}");
     assert_eq!(wrong.finish(), Some(1));
 
-    let mut malformed = Peer::spawn("bad", &["join", "lshed://join/v1/garbage", "--headless"], "prompt");
+    let mut malformed = Peer::spawn(
+        "bad",
+        &["join", "lshed://join/v1/garbage", "--headless"],
+        "prompt",
+    );
     let failed = malformed.wait_event("join_failed");
     let bad_msg = failed["message"].as_str().unwrap().to_string();
     assert_ne!(bad_msg, secret_msg);
@@ -351,7 +388,10 @@ fn bad_links_get_distinct_messages() {
     let mut late = Peer::spawn("late", &["join", &link, "--headless"], "prompt");
     let failed = late.wait_event("join_failed");
     let late_msg = failed["message"].as_str().unwrap().to_string();
-    assert!(late_msg.contains("reach") || late_msg.contains("ended"), "{late_msg}");
+    assert!(
+        late_msg.contains("reach") || late_msg.contains("ended"),
+        "{late_msg}"
+    );
     assert_ne!(late_msg, secret_msg);
     assert_eq!(late.finish(), Some(1));
 }
@@ -368,7 +408,11 @@ fn path_escape_and_hidden_files_are_refused() {
     let _ = std::fs::write(&outside, "nope");
     let (mut host, link) = Peer::host("host", &dir.path().join("inside"));
     let mut g = Peer::guest("g", &link);
-    for bad in ["../secret.txt", "/etc/passwd", "../../lshed-outside-probe.txt"] {
+    for bad in [
+        "../secret.txt",
+        "/etc/passwd",
+        "../../lshed-outside-probe.txt",
+    ] {
         g.ok(json!({"cmd": "open", "path": bad}));
         let err = g.wait_event("error");
         assert!(err["message"].as_str().unwrap().contains("open"), "{err}");
@@ -381,7 +425,10 @@ fn path_escape_and_hidden_files_are_refused() {
     for hidden in ["secret.txt", ".git/config"] {
         g.ok(json!({"cmd": "open", "path": hidden}));
         let err = g.wait_event("error");
-        assert!(err["message"].as_str().unwrap().contains("not shared"), "{err}");
+        assert!(
+            err["message"].as_str().unwrap().contains("not shared"),
+            "{err}"
+        );
     }
     g.ok(json!({"cmd": "list", "path": "."}));
     let listing = g.wait_event("listing");
@@ -391,7 +438,10 @@ fn path_escape_and_hidden_files_are_refused() {
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"inside") && !names.contains(&"secret.txt") && !names.contains(&".git"), "{names:?}");
+    assert!(
+        names.contains(&"inside") && !names.contains(&"secret.txt") && !names.contains(&".git"),
+        "{names:?}"
+    );
     // Still in the session.
     g.open("inside/a.txt");
     assert_eq!(g.text("inside/a.txt"), "a");
