@@ -38,7 +38,8 @@ fn traces_replay_through_automerge_locally_and_remotely() {
         let mut host = Document::from_text(&t.start);
         host.share(ActorId::from(vec![1u8; 16])).unwrap();
         let saved = host.save_crdt().unwrap();
-        let mut guest = Document::from_shared(SharedState::load(&saved, ActorId::from(vec![2u8; 16])).unwrap());
+        let mut guest =
+            Document::from_shared(SharedState::load(&saved, ActorId::from(vec![2u8; 16])).unwrap());
         for txn in &t.txns {
             host.apply_local(&changes(txn));
             let msg = host.take_outgoing().unwrap();
@@ -46,7 +47,12 @@ fn traces_replay_through_automerge_locally_and_remotely() {
         }
         assert_eq!(host.rope().to_string(), t.end, "{} (host)", t.name);
         assert_eq!(guest.rope().to_string(), t.end, "{} (guest)", t.name);
-        assert_eq!(guest.shared_state().unwrap().text(), t.end, "{} (guest automerge)", t.name);
+        assert_eq!(
+            guest.shared_state().unwrap().text(),
+            t.end,
+            "{} (guest automerge)",
+            t.name
+        );
         eprintln!(
             "{}: {} edits, {} chunks, longest {} chars, {:?}",
             t.name,

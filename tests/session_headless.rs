@@ -406,7 +406,7 @@ fn path_escape_and_hidden_files_are_refused() {
     ]);
     let outside = dir.path().join("..").join("lshed-outside-probe.txt");
     let _ = std::fs::write(&outside, "nope");
-    let (mut host, link) = Peer::host("host", &dir.path().join("inside"));
+    let (host, link) = Peer::host("host", &dir.path().join("inside"));
     let mut g = Peer::guest("g", &link);
     for bad in [
         "../secret.txt",

@@ -223,10 +223,7 @@ impl SessionCore {
 
     /// Handles every queued network event (call when `notify` fired).
     pub fn poll(&mut self, store: &mut dyn DocStore) {
-        loop {
-            let Some(ev) = self.runtime.as_ref().and_then(|rt| rt.try_recv()) else {
-                break;
-            };
+        while let Some(ev) = self.runtime.as_ref().and_then(|rt| rt.try_recv()) {
             self.handle_net(ev, store);
         }
         self.flush();
@@ -833,16 +830,9 @@ impl SessionCore {
                 self.me = id;
                 self.path_kind = Some(path);
             }
-            NetEvent::JoinFailed(e) => {
-                self.state = SessionState::Inactive;
-                if let Some(g) = self.guest_mut() {
-                    g.over = true;
-                }
-                self.push(SessionEvent::JoinFailed {
-                    message: e.to_string(),
-                });
-                self.shutdown_runtime();
-            }
+            NetEvent::JoinFailed(e) => self.join_failed(e.to_string()),
+            // The runtime itself could not start.
+            NetEvent::HostFailed { message } => self.join_failed(message),
             NetEvent::Message { from: _, bytes } => match decode_host(&bytes) {
                 Ok(msg) => self.guest_message(msg, store),
                 Err(e) => {
@@ -866,6 +856,15 @@ impl SessionCore {
             }
             _ => {}
         }
+    }
+
+    fn join_failed(&mut self, message: String) {
+        self.state = SessionState::Inactive;
+        if let Some(g) = self.guest_mut() {
+            g.over = true;
+        }
+        self.push(SessionEvent::JoinFailed { message });
+        self.shutdown_runtime();
     }
 
     /// The guest's session is over: tell the UI once and stop the runtime.

@@ -189,8 +189,7 @@ fn run(
     });
     // Exit code 1 when the session never started (sharing or joining failed).
     let mut started = false;
-    loop {
-        let Ok(wake) = rx.recv() else { break };
+    while let Ok(wake) = rx.recv() {
         match wake {
             Wake::Net => core.poll(&mut store),
             Wake::Line(line) if !line.trim().is_empty() => command(&mut core, &mut store, &line),

@@ -222,6 +222,7 @@ impl SessionRuntime {
             tx: ev_tx,
             notify: Arc::from(notify),
         };
+        let fallback = emit.clone();
         let thread = std::thread::Builder::new()
             .name("lshed-session".into())
             .spawn(move || {
@@ -238,7 +239,14 @@ impl SessionRuntime {
             });
         let thread = match thread {
             Ok(t) => Some(t),
-            Err(_) => None,
+            Err(e) => {
+                // No thread: say so, as the thread would have.
+                fallback.emit(NetEvent::HostFailed {
+                    message: format!("cannot start the network thread: {e}"),
+                });
+                fallback.emit(NetEvent::Stopped);
+                None
+            }
         };
         SessionRuntime {
             commands: cmd_tx,
