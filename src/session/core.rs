@@ -59,7 +59,7 @@ use super::{
     diff::diff_text, DocStore, Participant, Profile, SessionEvent, SessionOptions, SessionState,
 };
 use crate::config::GuestApproval;
-use crate::doc::{ActorId, Document, SharedState, StablePos};
+use crate::doc::{ActorId, Attach, Document, SharedState, StablePos};
 use crate::net::limits::{HOST_PARTICIPANT_ID, MAX_FRAME_LEN};
 use crate::net::{CloseCode, CloseReason, InviteLink, Path};
 use crate::workspace;
@@ -709,16 +709,9 @@ impl SessionCore {
             }
         }
         let text = doc.rope().to_string();
-        let state = if doc.is_shared() {
-            match doc.save_crdt() {
-                Ok(s) => s,
-                Err(e) => return self.refuse(from, request, e.to_string()),
-            }
-        } else {
-            Vec::new()
-        };
+        let live = doc.is_shared();
         let read_only = doc.is_read_only() || !self.guest_may_edit(from);
-        if text.len() + state.len() + OPENED_OVERHEAD > MAX_FRAME_LEN {
+        if text.len() + OPENED_OVERHEAD > MAX_FRAME_LEN {
             return self.refuse(
                 from,
                 request,
@@ -733,6 +726,39 @@ impl SessionCore {
                 .viewers
                 .insert(from);
         }
+        // The text goes out now; making the snapshot takes longer (about
+        // 0.1 s per MB), and the guest can show the file meanwhile.
+        self.send_to(
+            from,
+            &HostToGuest::Opened {
+                path: path.clone(),
+                text,
+                live,
+                read_only,
+            },
+        );
+        self.flush();
+        if live {
+            let state = store.doc_mut(&path).map(|d| d.save_crdt());
+            match state {
+                Some(Ok(state)) if state.len() + OPENED_OVERHEAD <= MAX_FRAME_LEN => {
+                    self.send_to(
+                        from,
+                        &HostToGuest::OpenedState {
+                            path: path.clone(),
+                            state,
+                        },
+                    );
+                }
+                Some(Ok(_)) => self.refuse(
+                    from,
+                    request,
+                    format!("{path} has too much history to send"),
+                ),
+                Some(Err(e)) => self.refuse(from, request, e.to_string()),
+                None => self.refuse(from, request, format!("{path} is not open")),
+            }
+        }
         if first_viewer {
             // What is on disk now is the reference for the watcher.
             if let Ok(disk) = std::fs::read_to_string(&abs) {
@@ -743,15 +769,6 @@ impl SessionCore {
                 }
             }
         }
-        self.send_to(
-            from,
-            &HostToGuest::Opened {
-                path,
-                text,
-                state,
-                read_only,
-            },
-        );
     }
 
     fn guest_sync(
@@ -924,25 +941,44 @@ impl SessionCore {
             HostToGuest::Opened {
                 path,
                 text,
-                state,
+                live,
                 read_only,
             } => {
-                let doc = if state.is_empty() {
-                    Document::from_text(&text)
+                // Shown at once; read-only until its state arrives.
+                let doc = if live {
+                    Document::loading(&text)
                 } else {
-                    match SharedState::load(&state, ActorId::random()) {
-                        Ok(s) => Document::from_shared(s),
-                        Err(e) => {
-                            return self.error(format!("cannot open {path}: {e}"));
-                        }
-                    }
+                    Document::from_text(&text)
                 };
-                let read_only = read_only || state.is_empty();
+                let read_only = read_only || !live;
                 store.adopt(&path, doc, read_only);
                 if let Some(g) = self.guest_mut() {
                     g.open.insert(path.clone());
                 }
-                self.push(SessionEvent::FileOpened { path, read_only });
+                self.push(SessionEvent::FileOpened {
+                    path: path.clone(),
+                    read_only,
+                });
+                if !live {
+                    self.push(SessionEvent::FileReady { path, read_only });
+                }
+            }
+            HostToGuest::OpenedState { path, state } => {
+                let loaded = SharedState::load(&state, ActorId::random());
+                let Some(doc) = store.doc_mut(&path) else {
+                    return;
+                };
+                let attached = loaded.and_then(|s| doc.attach(s, Attach::TakeSharedText));
+                match attached {
+                    Ok(changes) => {
+                        if !changes.is_empty() {
+                            store.remote_changed(&path, &changes);
+                        }
+                        let read_only = self.is_read_only();
+                        self.push(SessionEvent::FileReady { path, read_only });
+                    }
+                    Err(e) => self.error(format!("cannot open {path}: {e}")),
+                }
             }
             HostToGuest::Sync { path, changes } => {
                 let Some(doc) = store.doc_mut(&path) else {

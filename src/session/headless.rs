@@ -238,7 +238,8 @@ fn event_json(ev: &SessionEvent, core: &SessionCore, store: &mut HeadlessStore) 
         SessionEvent::JoinFailed { message } => {
             json!({"event": "join_failed", "message": message})
         }
-        SessionEvent::FileOpened { path, read_only } => {
+        SessionEvent::FileOpened { path, .. } => json!({"event": "shown", "path": path}),
+        SessionEvent::FileReady { path, read_only } => {
             json!({"event": "opened", "path": path, "read_only": read_only})
         }
         SessionEvent::DirListing { path, entries } => json!({"event": "listing", "path": path,
