@@ -13,7 +13,8 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::sync::{mpsc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -135,6 +136,9 @@ fn is_ready(d: &mut Driver, path: &str) -> bool {
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
@@ -191,24 +195,46 @@ fn one_mb_text() -> String {
     line.repeat(1024 * 1024 / line.len() + 1)
 }
 
+/// Runs a host driver on its own thread (as the host's UI thread would be)
+/// until the returned flag is set; returns the link.
+fn host_thread(
+    root: std::path::PathBuf,
+    ports: std::ops::RangeInclusive<u16>,
+) -> (String, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel();
+    let flag = stop.clone();
+    let handle = std::thread::spawn(move || {
+        let mut host = Driver::host(&root, ports);
+        let _ = tx.send(host.link());
+        while !flag.load(Ordering::Relaxed) {
+            host.step(Duration::from_millis(5));
+            host.events.clear();
+        }
+    });
+    let link = rx.recv_timeout(WAIT).expect("host link");
+    (link, stop, handle)
+}
+
+fn join_and_open(link: &str, path: &str) -> (Duration, Duration, Driver) {
+    let t = Instant::now();
+    let mut g = Driver::guest(link, "late");
+    g.wait_until(|g| g.core.state().label() == "Joined");
+    g.core.open(path);
+    g.wait_until(|g| has_opened(g, path));
+    let shown = t.elapsed();
+    g.wait_until(|g| is_ready(g, path));
+    (shown, t.elapsed(), g)
+}
+
 fn join_first_text(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("big.rs"), one_mb_text()).expect("write");
-    let mut host = Driver::host(dir.path(), 46210..=46219);
-    let link = host.link();
+    let (link, stop, host) = host_thread(dir.path().to_path_buf(), 46210..=46219);
     // Cold: the host loads and shares the file for this first guest.
-    let t = Instant::now();
-    let mut first = Driver::guest(&link, "first");
-    pump2(&mut host, &mut first, |g| {
-        g.core.state().label() == "Joined"
-    });
-    first.core.open("big.rs");
-    pump2(&mut host, &mut first, |g| has_opened(g, "big.rs"));
-    let shown = t.elapsed();
-    pump2(&mut host, &mut first, |g| is_ready(g, "big.rs"));
+    let (shown, ready, first) = join_and_open(&link, "big.rs");
     println!(
-        "join -> first text of 1 MB, cold (host loads+shares): {shown:?}; editable after {:?}",
-        t.elapsed()
+        "join -> first text of 1 MB, cold (host loads+shares): {shown:?}; editable after {ready:?}"
     );
     let mut ready_times = Vec::new();
     let mut group = c.benchmark_group("join");
@@ -217,17 +243,11 @@ fn join_first_text(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let t = Instant::now();
-                let mut g = Driver::guest(&link, "late");
-                pump2(&mut host, &mut g, |g| g.core.state().label() == "Joined");
-                g.core.open("big.rs");
-                pump2(&mut host, &mut g, |g| has_opened(g, "big.rs"));
-                total += t.elapsed();
-                pump2(&mut host, &mut g, |g| is_ready(g, "big.rs"));
-                ready_times.push(t.elapsed());
+                let (shown, ready, mut g) = join_and_open(&link, "big.rs");
+                total += shown;
+                ready_times.push(ready);
                 g.core.leave();
-                drop(g);
-                host.step(Duration::from_millis(1));
+                g.wait_until(|g| g.core.runtime_stopped());
             }
             total
         })
@@ -240,6 +260,9 @@ fn join_first_text(c: &mut Criterion) {
             percentile(&ready_times, 0.5)
         );
     }
+    drop(first);
+    stop.store(true, Ordering::Relaxed);
+    let _ = host.join();
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
