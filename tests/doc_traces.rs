@@ -33,7 +33,7 @@ fn traces_replay_through_the_rope() {
 
 /// Transactions of each trace replayed through automerge in debug builds;
 /// the full traces run in the release-only test below (and in the bench).
-const DEBUG_PREFIX: usize = 4_000;
+const DEBUG_PREFIX: usize = 1_500;
 
 fn replay_shared(t: &trace::Trace, txns: usize) -> (String, String, String) {
     let started = Instant::now();
