@@ -97,7 +97,8 @@ fn replay_raw(t: &trace::Trace) -> AutoCommit {
     am.splice_text(&text, 0, 0, &t.start).expect("seed");
     for txn in &t.txns {
         for (pos, del, ins) in txn {
-            am.splice_text(&text, *pos, *del as isize, ins).expect("splice");
+            am.splice_text(&text, *pos, *del as isize, ins)
+                .expect("splice");
         }
         am.commit();
     }
@@ -132,7 +133,9 @@ fn raw_pair(n: usize) -> (AutoCommit, AutoCommit, automerge::ObjId) {
     let text = a.put_object(ROOT, "text", ObjType::Text).expect("obj");
     a.splice_text(&text, 0, 0, &code_text(n)).expect("seed");
     a.commit();
-    let b = AutoCommit::load(&a.save()).expect("load").with_actor(actor(2));
+    let b = AutoCommit::load(&a.save())
+        .expect("load")
+        .with_actor(actor(2));
     (a, b, text)
 }
 
@@ -188,7 +191,11 @@ fn memory_report() {
     let (loaded, peak, held) = measure_heap(|| {
         let t0 = Instant::now();
         let s = SharedState::load(&saved, actor(2)).expect("load");
-        eprintln!("load 1 MB ({} bytes saved): {:?}", saved.len(), t0.elapsed());
+        eprintln!(
+            "load 1 MB ({} bytes saved): {:?}",
+            saved.len(),
+            t0.elapsed()
+        );
         s
     });
     eprintln!(
@@ -254,7 +261,9 @@ fn bench_paper(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(edits));
     g.bench_function("doc", |b| b.iter(|| black_box(replay_doc(&paper))));
-    g.bench_function("raw_automerge", |b| b.iter(|| black_box(replay_raw(&paper))));
+    g.bench_function("raw_automerge", |b| {
+        b.iter(|| black_box(replay_raw(&paper)))
+    });
     g.finish();
 
     // The same trace as remote changes on a second document.
@@ -387,8 +396,7 @@ fn main() {
     let wants_report = filters.is_empty() || filters.iter().any(|f| f.contains("memory"));
     // criterion is given --bench by cargo; filters that are option values
     // (e.g. the "3" of --measurement-time 3) are numbers.
-    let wants_report = wants_report
-        || filters.iter().all(|f| f.parse::<f64>().is_ok());
+    let wants_report = wants_report || filters.iter().all(|f| f.parse::<f64>().is_ok());
     if wants_report {
         memory_report();
     }

@@ -8,23 +8,57 @@
 use lshed::doc::{ActorId, Change, Document, PeerSync, SharedState, StablePos};
 use proptest::prelude::*;
 
-const SNIPPETS: &[&str] = &["a", "xy", "é", "日本", "🎉", "e\u{301}", "\r\n", "\n", "👩‍👩‍👧", "Zz9 "];
+const SNIPPETS: &[&str] = &[
+    "a",
+    "xy",
+    "é",
+    "日本",
+    "🎉",
+    "e\u{301}",
+    "\r\n",
+    "\n",
+    "👩‍👩‍👧",
+    "Zz9 ",
+];
 
 #[derive(Debug, Clone)]
 enum Action {
     /// Peer edits: delete `del` chars at a position fraction, insert snippets.
-    Edit { peer: usize, at: f64, del: usize, ins: Vec<usize> },
+    Edit {
+        peer: usize,
+        at: f64,
+        del: usize,
+        ins: Vec<usize>,
+    },
     /// Deliver one queued packet (chosen by index: reordering).
-    Deliver { inbox: usize, pick: usize, duplicate: bool },
+    Deliver {
+        inbox: usize,
+        pick: usize,
+        duplicate: bool,
+    },
     /// Lose everything queued for a peer; it must resync later.
-    Drop { inbox: usize },
+    Drop {
+        inbox: usize,
+    },
     /// Peer resyncs with another through the sync protocol.
-    Resync { a: usize, b: usize },
-    Undo { peer: usize },
-    Redo { peer: usize },
-    BreakGroup { peer: usize },
+    Resync {
+        a: usize,
+        b: usize,
+    },
+    Undo {
+        peer: usize,
+    },
+    Redo {
+        peer: usize,
+    },
+    BreakGroup {
+        peer: usize,
+    },
     /// Peer places its cursor.
-    Cursor { peer: usize, at: f64 },
+    Cursor {
+        peer: usize,
+        at: f64,
+    },
 }
 
 fn action() -> impl Strategy<Value = Action> {
@@ -58,7 +92,11 @@ impl Net {
             let state = SharedState::load(&saved, ActorId::from(vec![i as u8 + 1; 16])).unwrap();
             peers.push(Document::from_shared(state));
         }
-        Self { peers, inboxes: vec![Vec::new(); n], cursors: Vec::new() }
+        Self {
+            peers,
+            inboxes: vec![Vec::new(); n],
+            cursors: Vec::new(),
+        }
     }
 
     fn broadcast(&mut self, from: usize) {
@@ -96,7 +134,11 @@ impl Net {
     fn check_peer(&self, i: usize) {
         let doc = &self.peers[i];
         let state = doc.shared_state().unwrap();
-        assert_eq!(state.text(), doc.rope().to_string(), "peer {i}: mirror != automerge");
+        assert_eq!(
+            state.text(),
+            doc.rope().to_string(),
+            "peer {i}: mirror != automerge"
+        );
         for c in &self.cursors {
             let pos = StablePos::from_bytes(c).unwrap();
             if let Some(at) = doc.resolve(&pos) {
@@ -120,11 +162,19 @@ fn run(n: usize, initial: &str, actions: &[Action]) {
                 net.peers[p].apply_local(&[Change::replace(pos, pos + del, text)]);
                 net.broadcast(p);
             }
-            Action::Deliver { inbox, pick, duplicate } => {
+            Action::Deliver {
+                inbox,
+                pick,
+                duplicate,
+            } => {
                 let i = inbox % n;
                 if !net.inboxes[i].is_empty() {
                     let k = pick % net.inboxes[i].len();
-                    let msg = if duplicate { net.inboxes[i][k].clone() } else { net.inboxes[i].remove(k) };
+                    let msg = if duplicate {
+                        net.inboxes[i][k].clone()
+                    } else {
+                        net.inboxes[i].remove(k)
+                    };
                     net.peers[i].apply_remote(&msg).unwrap();
                     net.check_peer(i);
                 }
@@ -168,7 +218,11 @@ fn run(n: usize, initial: &str, actions: &[Action]) {
     }
     let expected = net.peers[0].rope().to_string();
     for i in 0..n {
-        assert_eq!(net.peers[i].rope().to_string(), expected, "peer {i} diverged");
+        assert_eq!(
+            net.peers[i].rope().to_string(),
+            expected,
+            "peer {i} diverged"
+        );
         net.check_peer(i);
     }
 }
@@ -194,7 +248,9 @@ fn converge_on_a_multi_chunk_text() {
     let mut actions = Vec::new();
     let mut rng = 12345u64;
     let mut next = || {
-        rng = rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (rng >> 33) as usize
     };
     for _ in 0..400 {
@@ -203,12 +259,23 @@ fn converge_on_a_multi_chunk_text() {
             0..=4 => Action::Edit {
                 peer: next(),
                 at: (next() % 1000) as f64 / 1000.0,
-                del: if next() % 10 == 0 { next() % 3000 } else { next() % 3 },
+                del: if next() % 10 == 0 {
+                    next() % 3000
+                } else {
+                    next() % 3
+                },
                 ins: (0..next() % 3).map(|_| next() % SNIPPETS.len()).collect(),
             },
-            5..=7 => Action::Deliver { inbox: next(), pick: next(), duplicate: next() % 5 == 0 },
+            5..=7 => Action::Deliver {
+                inbox: next(),
+                pick: next(),
+                duplicate: next() % 5 == 0,
+            },
             8 => Action::Undo { peer: next() },
-            _ => Action::Cursor { peer: next(), at: (next() % 1000) as f64 / 1000.0 },
+            _ => Action::Cursor {
+                peer: next(),
+                at: (next() % 1000) as f64 / 1000.0,
+            },
         });
     }
     run(3, &initial, &actions);

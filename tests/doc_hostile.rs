@@ -141,7 +141,10 @@ fn truncated_change_message_is_an_error_and_changes_nothing() {
     let mut s = sample();
     let before = s.guest.rope().to_string();
     for cut in [1, 4, 5, s.change_msg.len() / 2, s.change_msg.len() - 1] {
-        assert!(s.guest.apply_remote(&s.change_msg[..cut]).is_err(), "cut {cut}");
+        assert!(
+            s.guest.apply_remote(&s.change_msg[..cut]).is_err(),
+            "cut {cut}"
+        );
         assert_eq!(s.guest.rope().to_string(), before);
     }
     s.guest.apply_remote(&s.change_msg).unwrap();
@@ -154,5 +157,8 @@ fn a_document_without_the_layout_is_refused() {
     use automerge::transaction::Transactable;
     am.put(automerge::ROOT, "other", 1).unwrap();
     let bytes = am.save();
-    assert!(matches!(SharedState::load(&bytes, actor(4)), Err(lshed::doc::DocError::NotADocument(_))));
+    assert!(matches!(
+        SharedState::load(&bytes, actor(4)),
+        Err(lshed::doc::DocError::NotADocument(_))
+    ));
 }

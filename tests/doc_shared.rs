@@ -1,6 +1,8 @@
 //! Shared documents: exchange, sync, cursors, undo, save/load.
 
-use lshed::doc::{ActorId, Attach, Change, Document, PeerSync, SharedState, StablePos, CHUNK_CHARS};
+use lshed::doc::{
+    ActorId, Attach, Change, Document, PeerSync, SharedState, StablePos, CHUNK_CHARS,
+};
 
 fn actor(n: u8) -> ActorId {
     ActorId::from(vec![n; 16])
@@ -83,7 +85,9 @@ fn big_text_is_chunked_and_new_chunks_travel() {
     assert_eq!(text(&guest), text(&host));
     check_mirror(&host);
     check_mirror(&guest);
-    assert!(host.shared_state().unwrap().longest_chunk() <= 2 * CHUNK_CHARS + 8 * CHUNK_CHARS + 100);
+    assert!(
+        host.shared_state().unwrap().longest_chunk() <= 2 * CHUNK_CHARS + 8 * CHUNK_CHARS + 100
+    );
 }
 
 #[test]
@@ -109,7 +113,9 @@ fn sync_protocol_brings_an_empty_peer_up_to_date() {
     host.apply_local(&[Change::insert(3, "!!")]);
     let mut guest = Document::loading(&text(&host));
     assert!(guest.is_read_only());
-    guest.attach(SharedState::empty(actor(2)), Attach::TakeSharedText).unwrap();
+    guest
+        .attach(SharedState::empty(actor(2)), Attach::TakeSharedText)
+        .unwrap();
     assert!(guest.is_read_only(), "no layout yet");
     let (mut hp, mut gp) = (PeerSync::new(), PeerSync::new());
     for _ in 0..10 {
@@ -269,7 +275,8 @@ fn host_attach_keeps_edits_made_while_building() {
     assert_eq!(text(&doc), "based text");
     check_mirror(&doc);
     let msg = doc.take_outgoing().unwrap();
-    let mut guest = Document::from_shared(SharedState::load(&doc.save_crdt().unwrap(), actor(2)).unwrap());
+    let mut guest =
+        Document::from_shared(SharedState::load(&doc.save_crdt().unwrap(), actor(2)).unwrap());
     guest.apply_remote(&msg).unwrap(); // duplicate of what the save holds
     assert_eq!(text(&guest), "based text");
 }
@@ -298,7 +305,10 @@ fn detach_for_sync_runs_on_a_worker() {
 fn too_large_files_are_shared_read_only() {
     let big = "x".repeat(lshed::doc::MAX_SHARED_EDITABLE_BYTES + 1);
     let mut doc = Document::from_text(&big);
-    assert_eq!(doc.share(actor(1)).unwrap(), lshed::doc::ShareMode::ReadOnly);
+    assert_eq!(
+        doc.share(actor(1)).unwrap(),
+        lshed::doc::ShareMode::ReadOnly
+    );
     assert!(!doc.is_shared());
     let reason = doc.read_only_reason().unwrap().to_string();
     assert!(reason.contains("read-only"), "{reason}");

@@ -7,6 +7,7 @@
 //! see Cargo.toml, which keeps this test at a few seconds per trace.)
 
 #[path = "doc_support/trace.rs"]
+#[allow(dead_code)] // shared with benches/doc.rs, which uses all of it
 mod trace;
 
 use lshed::doc::{ActorId, Change, Document, SharedState};

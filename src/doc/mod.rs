@@ -426,7 +426,9 @@ impl Document {
                 true => self.apply_group_shared(&group)?,
                 false => self.apply_group_plain(&group),
             };
-            if applied.is_empty() && (undo && self.history.can_undo() || !undo && self.history.can_redo()) {
+            if applied.is_empty()
+                && (undo && self.history.can_undo() || !undo && self.history.can_redo())
+            {
                 continue;
             }
             if undo {
@@ -506,7 +508,10 @@ impl Document {
     /// The next sync-protocol message for `peer`, if any. Call it after
     /// every local or remote change and after each received sync message,
     /// until it returns `None`.
-    pub fn generate_sync_message(&mut self, peer: &mut PeerSync) -> Result<Option<Vec<u8>>, DocError> {
+    pub fn generate_sync_message(
+        &mut self,
+        peer: &mut PeerSync,
+    ) -> Result<Option<Vec<u8>>, DocError> {
         self.shared
             .as_ref()
             .ok_or(DocError::NotShared)?
@@ -515,7 +520,11 @@ impl Document {
 
     /// Applies a sync-protocol message from `peer`; returns the rope changes
     /// as [`Document::apply_remote`] does.
-    pub fn receive_sync_message(&mut self, peer: &mut PeerSync, msg: &[u8]) -> Result<Vec<Change>, DocError> {
+    pub fn receive_sync_message(
+        &mut self,
+        peer: &mut PeerSync,
+        msg: &[u8],
+    ) -> Result<Vec<Change>, DocError> {
         let shared = self.shared.as_mut().ok_or(DocError::NotShared)?;
         let outcome = shared.receive_sync_message(&mut self.rope, peer, msg);
         self.after_remote(&outcome.changes);
