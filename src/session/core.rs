@@ -11,8 +11,16 @@
 //! The host is the hub: a guest's changes are applied to the host's
 //! document and forwarded, as the same bytes, to every *other* guest that
 //! has the file open; the host's own changes go to every viewer. Each guest
-//! gets a file with `Opened` (its text, to show at once, and the CRDT
-//! snapshot), then every later change of it in order on the same stream.
+//! gets a file with `Opened` (its text, sent before the snapshot is made),
+//! then `OpenedState` (the CRDT snapshot, cached per document revision so
+//! several guests opening an unchanged file cost one `save_crdt`), then
+//! every later change of it in order on the same stream. The guest adopts a
+//! read-only `Document::loading` at `Opened` (`SessionEvent::FileOpened`),
+//! and `poll` returns right after it (waking the driver again) so the text
+//! is drawn before the state is loaded and attached
+//! (`SessionEvent::FileReady`). Measured for 1 MB: text at the guest ~10 ms
+//! after `open`, editable ~0.5 s later (automerge load on the guest's
+//! driver thread; a worker thread would free the UI meanwhile).
 //!
 //! # Misbehaving guests
 //!
