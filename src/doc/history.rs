@@ -15,6 +15,10 @@ use super::Change;
 pub const MAX_UNDO_GROUPS: usize = 10_000;
 
 /// Undo and redo stacks of one user.
+///
+/// Each group is stored in *reverse* application order, so that merging a
+/// new edit into the open group is a push at the end (O(1)) rather than a
+/// prepend (O(group size), quadratic over a long run of typing).
 #[derive(Debug, Clone)]
 pub struct History<T = Change> {
     undo: Vec<Vec<T>>,
@@ -38,13 +42,12 @@ impl<T> History<T> {
         self.redo.clear();
         match self.undo.last_mut() {
             Some(group) if self.group_open => {
-                // The inverse of a later edit must run before the older ones.
-                let mut merged = inverse;
-                merged.append(group);
-                *group = merged;
+                // The inverse of a later edit must run before the older ones:
+                // with groups stored reversed, that is an append.
+                group.extend(inverse.into_iter().rev());
             }
             _ => {
-                self.undo.push(inverse);
+                self.undo.push(inverse.into_iter().rev().collect());
                 if self.undo.len() > MAX_UNDO_GROUPS {
                     self.undo.remove(0);
                 }
@@ -68,22 +71,26 @@ impl<T> History<T> {
         !self.redo.is_empty()
     }
 
+    /// The newest undo group, in application order.
     pub(crate) fn pop_undo(&mut self) -> Option<Vec<T>> {
         self.group_open = false;
-        self.undo.pop()
+        self.undo.pop().map(reversed)
     }
 
+    /// The newest redo group, in application order.
     pub(crate) fn pop_redo(&mut self) -> Option<Vec<T>> {
         self.group_open = false;
-        self.redo.pop()
+        self.redo.pop().map(reversed)
     }
 
+    /// Pushes a group given in application order.
     pub(crate) fn push_redo(&mut self, group: Vec<T>) {
-        self.redo.push(group);
+        self.redo.push(reversed(group));
     }
 
+    /// Pushes a group given in application order.
     pub(crate) fn push_undo(&mut self, group: Vec<T>) {
-        self.undo.push(group);
+        self.undo.push(reversed(group));
     }
 
     /// Keeps only the newest `keep` groups of each stack.
@@ -107,4 +114,9 @@ impl<T> History<T> {
     pub(crate) fn clear(&mut self) {
         *self = Self::default();
     }
+}
+
+fn reversed<T>(mut group: Vec<T>) -> Vec<T> {
+    group.reverse();
+    group
 }

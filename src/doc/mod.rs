@@ -70,7 +70,7 @@ mod undo;
 
 pub use automerge::ActorId;
 pub use change::{Assoc, Change};
-pub use crdt::{PeerSync, SharedState, StablePos, CHUNK_CHARS, CHUNK_FULL_CHARS};
+pub use crdt::{change_actors, PeerSync, SharedState, StablePos, CHUNK_CHARS, CHUNK_FULL_CHARS};
 pub use error::DocError;
 pub use history::History;
 

@@ -7,7 +7,7 @@
 //!   **results** of commands (`{"result":"text","path":…,"text":…}`).
 //!   Every command gets exactly one result line, or an
 //!   `{"event":"error","message":…}` line naming the `cmd`; a command's
-//!   optional `"id"` (any JSON value) is copied into its result or error.
+//!   optional `"tag"` (any JSON value) is copied into its result or error.
 //! - stdin takes one command per line: `open`, `edit` (char offsets),
 //!   `text`, `participants`, `save`, `list`, `create`, `rename`, `delete`,
 //!   `presence`, `follow`, `state`, `leave`/`end`; host only: `approve`,
@@ -189,8 +189,7 @@ fn run(
     });
     // Exit code 1 when the session never started (sharing or joining failed).
     let mut started = false;
-    loop {
-        let Ok(wake) = rx.recv() else { break };
+    while let Ok(wake) = rx.recv() {
         match wake {
             Wake::Net => core.poll(&mut store),
             Wake::Line(line) if !line.trim().is_empty() => command(&mut core, &mut store, &line),
@@ -239,7 +238,8 @@ fn event_json(ev: &SessionEvent, core: &SessionCore, store: &mut HeadlessStore) 
         SessionEvent::JoinFailed { message } => {
             json!({"event": "join_failed", "message": message})
         }
-        SessionEvent::FileOpened { path, read_only } => {
+        SessionEvent::FileOpened { path, .. } => json!({"event": "shown", "path": path}),
+        SessionEvent::FileReady { path, read_only } => {
             json!({"event": "opened", "path": path, "read_only": read_only})
         }
         SessionEvent::DirListing { path, entries } => json!({"event": "listing", "path": path,
@@ -305,7 +305,7 @@ fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
             return;
         }
     };
-    let id = parsed.get("id").cloned().unwrap_or(Value::Null);
+    let tag = parsed.get("tag").cloned().unwrap_or(Value::Null);
     let name = parsed
         .get("cmd")
         .and_then(Value::as_str)
@@ -316,9 +316,9 @@ fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
         Ok(v) => v,
         Err(message) => json!({"event": "error", "cmd": name, "message": message}),
     };
-    if !id.is_null() {
+    if !tag.is_null() {
         if let Some(obj) = out.as_object_mut() {
-            obj.insert("id".into(), id);
+            obj.insert("tag".into(), tag);
         }
     }
     emit(out);

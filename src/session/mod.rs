@@ -244,11 +244,20 @@ pub enum SessionEvent {
         /// For the join prompt.
         message: String,
     },
-    /// Guest: a file arrived (already adopted into the store).
+    /// Guest: a file's text arrived (already adopted into the store): show
+    /// it. The document stays read-only ("loading…") until `FileReady`.
     FileOpened {
         /// File.
         path: String,
-        /// Whether we may edit it.
+        /// Whether we may not edit it even once ready.
+        read_only: bool,
+    },
+    /// Guest: a file's shared state is attached: it is live (editable
+    /// unless `read_only`).
+    FileReady {
+        /// File.
+        path: String,
+        /// Whether we may not edit it.
         read_only: bool,
     },
     /// Guest: a folder listing arrived.

@@ -11,7 +11,7 @@
 //! | guest → host | answer |
 //! |---|---|
 //! | `ListDir{path}` | `DirListing` or `Error` |
-//! | `Open{path}` | `Opened` (text for showing at once + CRDT state) or `Error` |
+//! | `Open{path}` | `Opened` (text, shown at once) then `OpenedState` (CRDT snapshot), or `Error` |
 //! | `Close{path}` | none (stop forwarding that file's changes) |
 //! | `Sync{path, changes}` | forwarded to every other viewer; `EditRefused` if read-only |
 //! | `Presence{path, cursor}` | forwarded as `Presence{who, …}` to every other guest |
@@ -156,17 +156,26 @@ pub enum HostToGuest {
         /// Entries, folders first, in the host's tree order.
         entries: Vec<DirEntry>,
     },
-    /// Answer to `Open`.
+    /// Answer to `Open`: the text, sent before the CRDT snapshot is even
+    /// made, so the guest shows the file at once.
     Opened {
         /// File.
         path: String,
-        /// Its text, so the guest can show it before loading `state`.
+        /// Its text.
         text: String,
-        /// `Document::save_crdt` bytes; empty when the file is shared
-        /// read-only without CRDT state (too large).
-        state: Vec<u8>,
+        /// An `OpenedState` follows (false: the file is shared read-only
+        /// without CRDT state, e.g. too large).
+        live: bool,
         /// The guest may not edit it.
         read_only: bool,
+    },
+    /// Follows a live `Opened`, before any `Sync` of that file: the CRDT
+    /// snapshot (`Document::save_crdt` bytes) matching the text sent.
+    OpenedState {
+        /// File.
+        path: String,
+        /// Snapshot.
+        state: Vec<u8>,
     },
     /// Changes to an open file, by the host or another guest.
     Sync {
@@ -313,8 +322,12 @@ mod tests {
             HostToGuest::Opened {
                 path: "a".into(),
                 text: "hello\n".into(),
-                state: vec![9; 100],
+                live: true,
                 read_only: false,
+            },
+            HostToGuest::OpenedState {
+                path: "a".into(),
+                state: vec![9; 100],
             },
             HostToGuest::Sync {
                 path: "a".into(),

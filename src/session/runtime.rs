@@ -162,6 +162,7 @@ pub enum NetCommand {
 
 /// A running session's I/O thread. Dropping it shuts down and joins.
 pub struct SessionRuntime {
+    notify: Arc<dyn Fn() + Send + Sync>,
     commands: mpsc::UnboundedSender<NetCommand>,
     events: std::sync::mpsc::Receiver<NetEvent>,
     thread: Option<JoinHandle<()>>,
@@ -222,6 +223,8 @@ impl SessionRuntime {
             tx: ev_tx,
             notify: Arc::from(notify),
         };
+        let fallback = emit.clone();
+        let notify = emit.notify.clone();
         let thread = std::thread::Builder::new()
             .name("lshed-session".into())
             .spawn(move || {
@@ -238,9 +241,17 @@ impl SessionRuntime {
             });
         let thread = match thread {
             Ok(t) => Some(t),
-            Err(_) => None,
+            Err(e) => {
+                // No thread: say so, as the thread would have.
+                fallback.emit(NetEvent::HostFailed {
+                    message: format!("cannot start the network thread: {e}"),
+                });
+                fallback.emit(NetEvent::Stopped);
+                None
+            }
         };
         SessionRuntime {
+            notify,
             commands: cmd_tx,
             events: ev_rx,
             thread,
@@ -250,6 +261,11 @@ impl SessionRuntime {
     /// Queues a command (ignored once the thread has stopped).
     pub fn send(&self, cmd: NetCommand) {
         let _ = self.commands.send(cmd);
+    }
+
+    /// Calls the driver's `notify`, so it polls again soon.
+    pub fn wake(&self) {
+        (self.notify)();
     }
 
     /// The next event, if any (never blocks).

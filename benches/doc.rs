@@ -1,0 +1,408 @@
+//! Benchmarks of the `doc` module (figures in benches/README.md).
+//!
+//! Run: `cargo bench --bench doc -- --warm-up-time 1 --measurement-time 3`
+//! (add a filter such as `remote_keystroke` to run one group). Without a
+//! filter, or with the filter `memory`, a one-shot memory and size report
+//! is printed first (peak heap measured by a counting allocator).
+
+#[path = "../tests/doc_support/trace.rs"]
+#[allow(dead_code)]
+mod trace;
+
+use automerge::transaction::Transactable;
+use automerge::{ActorId, AutoCommit, ObjType, ReadDoc, ROOT};
+use criterion::{BatchSize, Criterion, Throughput};
+use lshed::doc::{Change, Document, PeerSync, SharedState};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------- memory
+
+struct Counting;
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = CURRENT.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Runs `f`; returns its result, the peak heap growth during it and the
+/// heap growth still held after it (by the result).
+fn measure_heap<T>(f: impl FnOnce() -> T) -> (T, usize, usize) {
+    let base = CURRENT.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let out = f();
+    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let held = CURRENT.load(Ordering::Relaxed).saturating_sub(base);
+    (out, peak, held)
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / 1e6
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn actor(n: u8) -> ActorId {
+    ActorId::from(vec![n; 16])
+}
+
+fn changes(txn: &[(usize, usize, String)]) -> Vec<Change> {
+    txn.iter()
+        .map(|(pos, del, ins)| Change::replace(*pos, pos + del, ins.clone()))
+        .collect()
+}
+
+/// Text of `n` chars that looks like source code (lines of ~40 chars).
+fn code_text(n: usize) -> String {
+    let line = "    let value = compute(alpha, beta);\n";
+    let mut s = line.repeat(n / line.len() + 1);
+    s.truncate(n);
+    s
+}
+
+/// The paper trace through `doc` (shared, one change per transaction,
+/// change bytes taken after each, as a session would).
+fn replay_doc(t: &trace::Trace) -> Document {
+    let mut doc = Document::from_text(&t.start);
+    doc.share(actor(1)).expect("share");
+    for txn in &t.txns {
+        doc.apply_local(&changes(txn));
+        black_box(doc.take_outgoing());
+    }
+    doc
+}
+
+/// The same trace through raw automerge: one Text object, `splice_text`
+/// per patch, one commit per transaction.
+fn replay_raw(t: &trace::Trace) -> AutoCommit {
+    let mut am = AutoCommit::new();
+    let text = am.put_object(ROOT, "text", ObjType::Text).expect("obj");
+    am.splice_text(&text, 0, 0, &t.start).expect("seed");
+    for txn in &t.txns {
+        for (pos, del, ins) in txn {
+            am.splice_text(&text, *pos, *del as isize, ins)
+                .expect("splice");
+        }
+        am.commit();
+    }
+    am
+}
+
+/// Host and guest sharing `text`, plus a function that makes `n` remote
+/// keystrokes on the host (untimed) for the guest to apply.
+fn pair(text: &str) -> (Document, Document) {
+    let mut host = Document::from_text(text);
+    host.share(actor(1)).expect("share");
+    let saved = host.save_crdt().expect("save");
+    let guest = Document::from_shared(SharedState::load(&saved, actor(2)).expect("load"));
+    (host, guest)
+}
+
+fn keystrokes(host: &mut Document, n: usize, seed: &mut usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            *seed = seed.wrapping_mul(2654435761).wrapping_add(12345);
+            let at = *seed % host.len_chars().max(1);
+            host.apply_local(&[Change::insert(at, "x")]);
+            host.take_outgoing().expect("change")
+        })
+        .collect()
+}
+
+/// Raw automerge, the setup: one Text object of `n` chars seeded
+/// with one splice, on two documents; returns (sender, receiver, text obj).
+fn raw_pair(n: usize) -> (AutoCommit, AutoCommit, automerge::ObjId) {
+    let mut a = AutoCommit::new().with_actor(actor(1));
+    let text = a.put_object(ROOT, "text", ObjType::Text).expect("obj");
+    a.splice_text(&text, 0, 0, &code_text(n)).expect("seed");
+    a.commit();
+    let b = AutoCommit::load(&a.save())
+        .expect("load")
+        .with_actor(actor(2));
+    (a, b, text)
+}
+
+// ---------------------------------------------------------------- report
+
+fn memory_report() {
+    eprintln!("== doc memory/size report ==");
+    let paper = trace::load_named("automerge-paper");
+    let edits = paper.patch_count();
+
+    let (doc, peak, held) = measure_heap(|| {
+        let t0 = Instant::now();
+        let d = replay_doc(&paper);
+        eprintln!("paper through doc: {:?}", t0.elapsed());
+        d
+    });
+    let state = doc.shared_state().expect("shared");
+    eprintln!(
+        "paper through doc: {edits} edits, {} chunks (longest {} chars), peak heap {:.0} MB, held {:.0} MB",
+        state.chunk_count(),
+        state.longest_chunk(),
+        mb(peak),
+        mb(held)
+    );
+    drop(doc);
+    let (raw, peak, held) = measure_heap(|| {
+        let t0 = Instant::now();
+        let r = replay_raw(&paper);
+        eprintln!("paper through raw automerge: {:?}", t0.elapsed());
+        r
+    });
+    eprintln!(
+        "paper through raw automerge: peak heap {:.0} MB, held {:.0} MB",
+        mb(peak),
+        mb(held)
+    );
+    drop(raw);
+
+    // Making 1 MB shared: time and memory per shared 1 MB file.
+    let text = code_text(1_000_000);
+    let mut doc = Document::from_text(&text);
+    let ((), peak, held) = measure_heap(|| {
+        let t0 = Instant::now();
+        doc.share(actor(1)).expect("share");
+        eprintln!("share 1 MB: {:?}", t0.elapsed());
+    });
+    eprintln!(
+        "share 1 MB: peak heap {:.0} MB, held by the CRDT state {:.0} MB",
+        mb(peak),
+        mb(held)
+    );
+    let (saved, _, _) = measure_heap(|| doc.save_crdt().expect("save"));
+    let (loaded, peak, held) = measure_heap(|| {
+        let t0 = Instant::now();
+        let s = SharedState::load(&saved, actor(2)).expect("load");
+        eprintln!(
+            "load 1 MB ({} bytes saved): {:?}",
+            saved.len(),
+            t0.elapsed()
+        );
+        s
+    });
+    eprintln!(
+        "load 1 MB: peak heap {:.0} MB, held {:.0} MB",
+        mb(peak),
+        mb(held)
+    );
+    drop(loaded);
+
+    // Raw automerge, one object (the layout), for comparison.
+    let ((a, _b, _), peak, held) = measure_heap(|| {
+        let t0 = Instant::now();
+        let p = raw_pair(1_000_000);
+        eprintln!("raw one-object seed+load 1M (two docs): {:?}", t0.elapsed());
+        p
+    });
+    eprintln!(
+        "raw one-object 1M, two docs: peak heap {:.0} MB, held {:.0} MB",
+        mb(peak),
+        mb(held)
+    );
+    drop(a);
+
+    // Full sync of the final paper document to a fresh peer.
+    let mut host = replay_doc(&paper);
+    let mut fresh = Document::from_shared(SharedState::empty(actor(3)));
+    let (mut hs, mut fs) = (PeerSync::new(), PeerSync::new());
+    let (mut bytes, mut msgs) = (0, 0);
+    let t0 = Instant::now();
+    loop {
+        let mut quiet = true;
+        if let Some(m) = host.generate_sync_message(&mut hs).expect("gen") {
+            bytes += m.len();
+            msgs += 1;
+            fresh.receive_sync_message(&mut fs, &m).expect("recv");
+            quiet = false;
+        }
+        if let Some(m) = fresh.generate_sync_message(&mut fs).expect("gen") {
+            bytes += m.len();
+            msgs += 1;
+            host.receive_sync_message(&mut hs, &m).expect("recv");
+            quiet = false;
+        }
+        if quiet {
+            break;
+        }
+    }
+    assert_eq!(fresh.rope().to_string(), paper.end);
+    eprintln!(
+        "full sync of paper to a fresh peer: {:?}, {msgs} messages, {bytes} bytes; full save {} bytes",
+        t0.elapsed(),
+        host.save_crdt().expect("save").len()
+    );
+    eprintln!("== end of report ==");
+}
+
+// ---------------------------------------------------------------- benches
+
+fn bench_paper(c: &mut Criterion) {
+    let paper = trace::load_named("automerge-paper");
+    let edits = paper.patch_count() as u64;
+    let mut g = c.benchmark_group("paper_replay");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(edits));
+    g.bench_function("doc", |b| b.iter(|| black_box(replay_doc(&paper))));
+    g.bench_function("raw_automerge", |b| {
+        b.iter(|| black_box(replay_raw(&paper)))
+    });
+    g.finish();
+
+    // The same trace as remote changes on a second document.
+    let mut host = Document::from_text(&paper.start);
+    host.share(actor(1)).expect("share");
+    let saved = host.save_crdt().expect("save");
+    let msgs: Vec<Vec<u8>> = paper
+        .txns
+        .iter()
+        .map(|txn| {
+            host.apply_local(&changes(txn));
+            host.take_outgoing().expect("change")
+        })
+        .collect();
+    let mut g = c.benchmark_group("paper_remote");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(edits));
+    g.bench_function("apply_all", |b| {
+        b.iter_batched(
+            || Document::from_shared(SharedState::load(&saved, actor(2)).expect("load")),
+            |mut guest| {
+                for m in &msgs {
+                    guest.apply_remote(m).expect("apply");
+                }
+                guest
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+
+    // Full sync of the final document to a fresh peer.
+    let mut g = c.benchmark_group("paper_full_sync");
+    g.sample_size(10);
+    g.bench_function("to_fresh_peer", |b| {
+        b.iter(|| {
+            let mut fresh = Document::from_shared(SharedState::empty(actor(3)));
+            let (mut hs, mut fs) = (PeerSync::new(), PeerSync::new());
+            loop {
+                let mut quiet = true;
+                if let Some(m) = host.generate_sync_message(&mut hs).expect("gen") {
+                    fresh.receive_sync_message(&mut fs, &m).expect("recv");
+                    quiet = false;
+                }
+                if let Some(m) = fresh.generate_sync_message(&mut fs).expect("gen") {
+                    host.receive_sync_message(&mut hs, &m).expect("recv");
+                    quiet = false;
+                }
+                if quiet {
+                    break;
+                }
+            }
+            fresh
+        })
+    });
+    g.finish();
+}
+
+fn bench_keystrokes(c: &mut Criterion) {
+    let mut g = c.benchmark_group("local_keystroke");
+    let mut doc = Document::from_text(&code_text(1_000_000));
+    doc.share(actor(1)).expect("share");
+    let mut seed = 7usize;
+    g.bench_function("1MB_edit_to_change_bytes", |b| {
+        b.iter(|| {
+            seed = seed.wrapping_mul(2654435761).wrapping_add(12345);
+            let at = seed % doc.len_chars();
+            doc.apply_local(&[Change::insert(at, "x")]);
+            black_box(doc.take_outgoing())
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("remote_keystroke");
+    for n in [100_000usize, 1_000_000] {
+        let (mut host, mut guest) = pair(&code_text(n));
+        let mut seed = 11usize;
+        g.bench_function(format!("doc_{n}"), |b| {
+            b.iter_custom(|iters| {
+                let msgs = keystrokes(&mut host, iters as usize, &mut seed);
+                let t0 = Instant::now();
+                for m in &msgs {
+                    black_box(guest.apply_remote(m).expect("apply"));
+                }
+                t0.elapsed()
+            })
+        });
+        // The reference: raw automerge 0.12, one Text object.
+        let (mut a, mut b2, text) = raw_pair(n);
+        g.bench_function(format!("raw_one_object_{n}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for i in 0..iters {
+                    let at = (i as usize * 7919) % a.length(&text);
+                    a.splice_text(&text, at, 0, "x").expect("splice");
+                    let change = a.get_last_local_change().expect("change");
+                    let t0 = Instant::now();
+                    b2.apply_changes([change]).expect("apply");
+                    total += t0.elapsed();
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+fn bench_share(c: &mut Criterion) {
+    let text = code_text(1_000_000);
+    let mut g = c.benchmark_group("share");
+    g.sample_size(10);
+    g.bench_function("1MB", |b| {
+        b.iter_batched(
+            || Document::from_text(&text),
+            |mut doc| {
+                doc.share(actor(1)).expect("share");
+                doc
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn main() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants_report = filters.is_empty() || filters.iter().any(|f| f.contains("memory"));
+    // criterion is given --bench by cargo; filters that are option values
+    // (e.g. the "3" of --measurement-time 3) are numbers.
+    let wants_report = wants_report || filters.iter().all(|f| f.parse::<f64>().is_ok());
+    if wants_report {
+        memory_report();
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench_keystrokes(&mut c);
+    bench_share(&mut c);
+    bench_paper(&mut c);
+    c.final_summary();
+}

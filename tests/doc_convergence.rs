@@ -1,0 +1,282 @@
+//! Property test: 2 to 5 peers edit one shared document concurrently over a
+//! simulated network that delays, reorders, duplicates and drops messages
+//! (a peer whose messages were dropped is brought back with the sync
+//! protocol). All peers must converge to the same text, every rope mirror
+//! must equal its automerge text, and every stable cursor must resolve
+//! inside the text.
+
+use lshed::doc::{ActorId, Change, Document, PeerSync, SharedState, StablePos};
+use proptest::prelude::*;
+
+const SNIPPETS: &[&str] = &[
+    "a",
+    "xy",
+    "é",
+    "日本",
+    "🎉",
+    "e\u{301}",
+    "\r\n",
+    "\n",
+    "👩‍👩‍👧",
+    "Zz9 ",
+];
+
+#[derive(Debug, Clone)]
+enum Action {
+    /// Peer edits: delete `del` chars at a position fraction, insert snippets.
+    Edit {
+        peer: usize,
+        at: f64,
+        del: usize,
+        ins: Vec<usize>,
+    },
+    /// Deliver one queued packet (chosen by index: reordering).
+    Deliver {
+        inbox: usize,
+        pick: usize,
+        duplicate: bool,
+    },
+    /// Lose everything queued for a peer; it must resync later.
+    Drop {
+        inbox: usize,
+    },
+    /// Peer resyncs with another through the sync protocol.
+    Resync {
+        a: usize,
+        b: usize,
+    },
+    Undo {
+        peer: usize,
+    },
+    Redo {
+        peer: usize,
+    },
+    BreakGroup {
+        peer: usize,
+    },
+    /// Peer places its cursor.
+    Cursor {
+        peer: usize,
+        at: f64,
+    },
+}
+
+fn action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        6 => (0..5usize, 0.0..=1.0f64, 0..4usize, prop::collection::vec(0..SNIPPETS.len(), 0..3))
+            .prop_map(|(peer, at, del, ins)| Action::Edit { peer, at, del, ins }),
+        6 => (0..5usize, 0..64usize, prop::bool::weighted(0.2))
+            .prop_map(|(inbox, pick, duplicate)| Action::Deliver { inbox, pick, duplicate }),
+        1 => (0..5usize).prop_map(|inbox| Action::Drop { inbox }),
+        1 => (0..5usize, 0..5usize).prop_map(|(a, b)| Action::Resync { a, b }),
+        1 => (0..5usize).prop_map(|peer| Action::Undo { peer }),
+        1 => (0..5usize).prop_map(|peer| Action::Redo { peer }),
+        1 => (0..5usize).prop_map(|peer| Action::BreakGroup { peer }),
+        1 => (0..5usize, 0.0..=1.0f64).prop_map(|(peer, at)| Action::Cursor { peer, at }),
+    ]
+}
+
+struct Net {
+    peers: Vec<Document>,
+    inboxes: Vec<Vec<Vec<u8>>>,
+    cursors: Vec<Vec<u8>>, // encoded stable positions of all peers
+}
+
+impl Net {
+    fn new(n: usize, initial: &str) -> Self {
+        let mut host = Document::from_text(initial);
+        host.share(ActorId::from(vec![1u8; 16])).unwrap();
+        let saved = host.save_crdt().unwrap();
+        let mut peers = vec![host];
+        for i in 1..n {
+            let state = SharedState::load(&saved, ActorId::from(vec![i as u8 + 1; 16])).unwrap();
+            peers.push(Document::from_shared(state));
+        }
+        Self {
+            peers,
+            inboxes: vec![Vec::new(); n],
+            cursors: Vec::new(),
+        }
+    }
+
+    fn broadcast(&mut self, from: usize) {
+        if let Some(msg) = self.peers[from].take_outgoing() {
+            for (i, inbox) in self.inboxes.iter_mut().enumerate() {
+                if i != from {
+                    inbox.push(msg.clone());
+                }
+            }
+        }
+    }
+
+    fn sync_pair(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (mut sa, mut sb) = (PeerSync::new(), PeerSync::new());
+        for _ in 0..20 {
+            let mut quiet = true;
+            if let Some(m) = self.peers[a].generate_sync_message(&mut sa).unwrap() {
+                self.peers[b].receive_sync_message(&mut sb, &m).unwrap();
+                quiet = false;
+            }
+            if let Some(m) = self.peers[b].generate_sync_message(&mut sb).unwrap() {
+                self.peers[a].receive_sync_message(&mut sa, &m).unwrap();
+                quiet = false;
+            }
+            if quiet {
+                return;
+            }
+        }
+        panic!("sync did not settle");
+    }
+
+    fn check_peer(&self, i: usize) {
+        let doc = &self.peers[i];
+        let state = doc.shared_state().unwrap();
+        assert_eq!(
+            state.text(),
+            doc.rope().to_string(),
+            "peer {i}: mirror != automerge"
+        );
+        for c in &self.cursors {
+            let pos = StablePos::from_bytes(c).unwrap();
+            if let Some(at) = doc.resolve(&pos) {
+                assert!(at <= doc.len_chars(), "cursor past the end");
+                // A char index is always a char boundary of the rope.
+                let _ = doc.rope().char_to_byte(at);
+            }
+        }
+    }
+}
+
+fn run(n: usize, initial: &str, actions: &[Action]) {
+    let mut net = Net::new(n, initial);
+    for a in actions {
+        match a.clone() {
+            Action::Edit { peer, at, del, ins } => {
+                let p = peer % n;
+                let len = net.peers[p].len_chars();
+                let pos = ((len as f64) * at) as usize;
+                let text: String = ins.iter().map(|&i| SNIPPETS[i]).collect();
+                net.peers[p].apply_local(&[Change::replace(pos, pos + del, text)]);
+                net.broadcast(p);
+            }
+            Action::Deliver {
+                inbox,
+                pick,
+                duplicate,
+            } => {
+                let i = inbox % n;
+                if !net.inboxes[i].is_empty() {
+                    let k = pick % net.inboxes[i].len();
+                    let msg = if duplicate {
+                        net.inboxes[i][k].clone()
+                    } else {
+                        net.inboxes[i].remove(k)
+                    };
+                    net.peers[i].apply_remote(&msg).unwrap();
+                    net.check_peer(i);
+                }
+            }
+            Action::Drop { inbox } => net.inboxes[inbox % n].clear(),
+            Action::Resync { a, b } => {
+                net.sync_pair(a % n, b % n);
+                net.check_peer(a % n);
+                net.check_peer(b % n);
+            }
+            Action::Undo { peer } => {
+                net.peers[peer % n].undo();
+                net.broadcast(peer % n);
+            }
+            Action::Redo { peer } => {
+                net.peers[peer % n].redo();
+                net.broadcast(peer % n);
+            }
+            Action::BreakGroup { peer } => net.peers[peer % n].break_undo_group(),
+            Action::Cursor { peer, at } => {
+                let p = peer % n;
+                let pos = ((net.peers[p].len_chars() as f64) * at) as usize;
+                let c = net.peers[p].stable_pos(pos).unwrap();
+                assert_eq!(net.peers[p].resolve(&c), Some(pos));
+                net.cursors.push(c.to_bytes());
+            }
+        }
+    }
+    // Heal the network: deliver what is left, then resync everybody (what
+    // was dropped comes back through the sync protocol).
+    for i in 0..n {
+        for msg in std::mem::take(&mut net.inboxes[i]) {
+            net.peers[i].apply_remote(&msg).unwrap();
+        }
+    }
+    for i in 1..n {
+        net.sync_pair(0, i);
+    }
+    for i in 1..n {
+        net.sync_pair(0, i);
+    }
+    let expected = net.peers[0].rope().to_string();
+    for i in 0..n {
+        assert_eq!(
+            net.peers[i].rope().to_string(),
+            expected,
+            "peer {i} diverged"
+        );
+        net.check_peer(i);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn peers_converge(
+        n in 2..=5usize,
+        initial in prop::collection::vec(0..SNIPPETS.len(), 0..40),
+        actions in prop::collection::vec(action(), 1..60),
+    ) {
+        let initial: String = initial.iter().map(|&i| SNIPPETS[i]).collect();
+        run(n, &initial, &actions);
+    }
+}
+
+/// Larger texts, so edits cross chunk boundaries and create new chunks.
+#[test]
+fn converge_on_a_multi_chunk_text() {
+    let initial: String = "abc日本🎉\r\n".repeat(800); // 6400 chars, 7 chunks
+    let mut actions = Vec::new();
+    let mut rng = 12345u64;
+    let mut next = || {
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (rng >> 33) as usize
+    };
+    for _ in 0..400 {
+        let r = next() % 10;
+        actions.push(match r {
+            0..=4 => Action::Edit {
+                peer: next(),
+                at: (next() % 1000) as f64 / 1000.0,
+                del: if next() % 10 == 0 {
+                    next() % 3000
+                } else {
+                    next() % 3
+                },
+                ins: (0..next() % 3).map(|_| next() % SNIPPETS.len()).collect(),
+            },
+            5..=7 => Action::Deliver {
+                inbox: next(),
+                pick: next(),
+                duplicate: next() % 5 == 0,
+            },
+            8 => Action::Undo { peer: next() },
+            _ => Action::Cursor {
+                peer: next(),
+                at: (next() % 1000) as f64 / 1000.0,
+            },
+        });
+    }
+    run(3, &initial, &actions);
+}

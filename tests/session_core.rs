@@ -1,0 +1,532 @@
+//! The session core without sockets: one host core and guest cores wired
+//! by an in-memory network that delays (links delivered in random order),
+//! reorders change messages within a link, and duplicates some.
+
+use std::collections::VecDeque;
+use std::path::Path;
+
+use lshed::config::GuestApproval;
+use lshed::doc::Change;
+use lshed::net::Path as NetPath;
+use lshed::session::headless::HeadlessStore;
+use lshed::session::protocol::{decode_guest, decode_host, GuestToHost, HostToGuest};
+use lshed::session::{
+    DocStore, NetCommand, NetEvent, Profile, SessionCore, SessionEvent, SessionState,
+};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Node {
+    core: SessionCore,
+    store: HeadlessStore,
+}
+
+/// Node 0 is the host; node i is guest i.
+struct Net {
+    nodes: Vec<Node>,
+    /// links[(from, to)] queues, as a flat list of (from, to, queue).
+    links: Vec<(usize, usize, VecDeque<Vec<u8>>)>,
+    rng: Rng,
+    chaos: bool,
+}
+
+fn profile(name: &str) -> Profile {
+    Profile {
+        name: name.into(),
+        color: "#abcdef".into(),
+    }
+}
+
+impl Net {
+    fn new(root: &Path, guests: usize, seed: u64, chaos: bool) -> Net {
+        let mut host = Node {
+            core: SessionCore::new_host(root.to_path_buf(), profile("host"), GuestApproval::Auto),
+            store: HeadlessStore::host(root.to_path_buf()),
+        };
+        host.core.handle_net(
+            NetEvent::HostStarted {
+                link: "lshed://test".into(),
+            },
+            &mut host.store,
+        );
+        assert_eq!(host.core.state(), SessionState::Sharing);
+        let mut net = Net {
+            nodes: vec![host],
+            links: Vec::new(),
+            rng: Rng(seed | 1),
+            chaos,
+        };
+        for i in 1..=guests {
+            net.add_guest(i);
+        }
+        net.pump_all();
+        net
+    }
+
+    fn add_guest(&mut self, i: usize) {
+        let name = format!("g{i}");
+        let host = &mut self.nodes[0];
+        host.core.handle_net(
+            NetEvent::GuestPending {
+                pending: i as u64,
+                name: name.clone(),
+                color: "c".into(),
+            },
+            &mut host.store,
+        );
+        let approved = host.core.take_commands();
+        assert!(approved.contains(&NetCommand::Approve {
+            pending: i as u64,
+            accept: true
+        }));
+        host.core.handle_net(
+            NetEvent::GuestJoined {
+                id: i as u64,
+                name: name.clone(),
+                color: "c".into(),
+                path: NetPath::Direct,
+            },
+            &mut host.store,
+        );
+        let mut g = Node {
+            core: SessionCore::new_guest(profile(&name)),
+            store: HeadlessStore::guest(),
+        };
+        g.core.handle_net(
+            NetEvent::Joined {
+                id: i as u64,
+                path: NetPath::Direct,
+            },
+            &mut g.store,
+        );
+        self.nodes.push(g);
+        self.links.push((0, i, VecDeque::new()));
+        self.links.push((i, 0, VecDeque::new()));
+        self.collect();
+    }
+
+    /// Moves every node's queued commands onto the links.
+    fn collect(&mut self) -> Vec<(usize, NetCommand)> {
+        let mut other = Vec::new();
+        for from in 0..self.nodes.len() {
+            for cmd in self.nodes[from].core.take_commands() {
+                match cmd {
+                    NetCommand::Send { to, bytes } => {
+                        let to = to as usize;
+                        if let Some(link) = self.links.iter_mut().find(|l| l.0 == from && l.1 == to)
+                        {
+                            link.2.push_back(bytes);
+                        }
+                    }
+                    other_cmd => other.push((from, other_cmd)),
+                }
+            }
+        }
+        other
+    }
+
+    fn is_sync(bytes: &[u8], from: usize) -> bool {
+        if from == 0 {
+            matches!(decode_host(bytes), Ok(HostToGuest::Sync { .. }))
+        } else {
+            matches!(decode_guest(bytes), Ok(GuestToHost::Sync { .. }))
+        }
+    }
+
+    /// Delivers one message from a random non-empty link. Returns false if none.
+    fn deliver_one(&mut self) -> bool {
+        let busy: Vec<usize> = (0..self.links.len())
+            .filter(|&i| !self.links[i].2.is_empty())
+            .collect();
+        if busy.is_empty() {
+            return false;
+        }
+        let li = busy[self.rng.below(busy.len() as u64) as usize];
+        let (from, to) = (self.links[li].0, self.links[li].1);
+        // Change messages may be reordered among themselves and duplicated.
+        if self.chaos && self.links[li].2.len() >= 2 && self.rng.below(5) == 0 {
+            let q = &mut self.links[li].2;
+            if Self::is_sync(&q[0], from) && Self::is_sync(&q[1], from) {
+                q.swap(0, 1);
+            }
+        }
+        let bytes = self.links[li].2.pop_front().unwrap_or_default();
+        if self.chaos && Self::is_sync(&bytes, from) && self.rng.below(8) == 0 {
+            self.links[li].2.push_back(bytes.clone());
+        }
+        let node = &mut self.nodes[to];
+        node.core.handle_net(
+            NetEvent::Message {
+                from: from as u64,
+                bytes,
+            },
+            &mut node.store,
+        );
+        self.collect();
+        true
+    }
+
+    fn pump_all(&mut self) {
+        while self.deliver_one() {}
+    }
+
+    fn text(&self, node: usize, path: &str) -> Option<String> {
+        self.nodes[node].store.text(path)
+    }
+
+    fn edit(&mut self, node: usize, path: &str, change: Change) {
+        let n = &mut self.nodes[node];
+        let Some(doc) = n.store.doc_mut(path) else {
+            return;
+        };
+        doc.apply_local(&[change]);
+        n.core.local_edit(path, &mut n.store);
+        self.collect();
+    }
+
+    fn events(&mut self, node: usize) -> Vec<SessionEvent> {
+        self.nodes[node].core.drain_events()
+    }
+}
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+fn open_everywhere(net: &mut Net, path: &str) {
+    let host = &mut net.nodes[0];
+    host.store.open_for_peer(path).unwrap();
+    for g in 1..net.nodes.len() {
+        net.nodes[g].core.open(path);
+    }
+    net.collect();
+    net.pump_all();
+    for g in 1..net.nodes.len() {
+        assert_eq!(
+            net.text(g, path),
+            net.text(0, path),
+            "guest {g} got the file"
+        );
+    }
+}
+
+fn random_change(rng: &mut Rng, len: usize) -> Change {
+    let start = rng.below(len as u64 + 1) as usize;
+    let del = if start < len {
+        rng.below(3).min((len - start) as u64) as usize
+    } else {
+        0
+    };
+    let text = ["a", "ß", "🎉", "\n", "xyz", ""][rng.below(6) as usize];
+    Change::replace(start, start + del, text)
+}
+
+#[test]
+fn random_concurrent_edits_converge_over_a_chaotic_network() {
+    for seed in 1..=12u64 {
+        let dir = folder(&[("f.txt", "the quick brown fox\n")]);
+        let mut net = Net::new(dir.path(), 3, seed * 7919, true);
+        open_everywhere(&mut net, "f.txt");
+        let mut rng = Rng(seed * 104729);
+        for _ in 0..150 {
+            let who = rng.below(4) as usize;
+            let len = net.text(who, "f.txt").unwrap().chars().count();
+            let change = random_change(&mut rng, len);
+            net.edit(who, "f.txt", change);
+            for _ in 0..rng.below(4) {
+                net.deliver_one();
+            }
+        }
+        net.pump_all();
+        let host = net.text(0, "f.txt").unwrap();
+        for g in 1..=3 {
+            assert_eq!(net.text(g, "f.txt").unwrap(), host, "seed {seed} guest {g}");
+        }
+        for n in 0..=3 {
+            let doc = net.nodes[n].store.doc_mut("f.txt").unwrap();
+            assert_eq!(
+                doc.shared_state().unwrap().text(),
+                doc.rope().to_string(),
+                "rope mirror"
+            );
+        }
+    }
+}
+
+#[test]
+fn read_only_guest_edits_are_refused_and_undone_by_reopening() {
+    let dir = folder(&[("f.txt", "abc")]);
+    let mut net = Net::new(dir.path(), 2, 3, false);
+    open_everywhere(&mut net, "f.txt");
+    net.nodes[0].core.set_read_only(Some(1), true);
+    net.collect();
+    net.pump_all();
+    assert!(net.nodes[1].core.is_read_only());
+    assert!(!net.nodes[2].core.is_read_only());
+    assert!(net
+        .events(1)
+        .contains(&SessionEvent::ReadOnlyChanged { read_only: true }));
+    // A client that ignores the flag: the host refuses.
+    net.edit(1, "f.txt", Change::insert(0, "HACK"));
+    net.pump_all();
+    assert_eq!(net.text(0, "f.txt").unwrap(), "abc");
+    assert_eq!(net.text(2, "f.txt").unwrap(), "abc");
+    assert_eq!(
+        net.text(1, "f.txt").unwrap(),
+        "abc",
+        "reopened from the host"
+    );
+    assert!(net
+        .events(1)
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Error { message } if message.contains("read-only"))));
+    // The whole session read-only refuses guest 2 too.
+    net.nodes[0].core.set_read_only(None, true);
+    net.collect();
+    net.pump_all();
+    net.edit(2, "f.txt", Change::insert(0, "Z"));
+    net.pump_all();
+    assert_eq!(net.text(0, "f.txt").unwrap(), "abc");
+    net.nodes[0].core.set_read_only(None, false);
+    net.collect();
+    net.pump_all();
+    net.edit(2, "f.txt", Change::insert(0, "Z"));
+    net.pump_all();
+    assert_eq!(net.text(0, "f.txt").unwrap(), "Zabc");
+    assert_eq!(net.text(1, "f.txt").unwrap(), "Zabc");
+}
+
+#[test]
+fn path_escapes_and_hidden_paths_are_refused_not_fatal() {
+    let dir = folder(&[
+        ("root/a.txt", "a"),
+        ("root/.lshedignore", "private*\n"),
+        ("root/private.txt", "p"),
+        ("outside.txt", "o"),
+    ]);
+    let root = dir.path().join("root");
+    let mut net = Net::new(&root, 1, 5, false);
+    for bad in [
+        "../outside.txt",
+        "/etc/passwd",
+        "private.txt",
+        ".git",
+        "a.txt/../../outside.txt",
+    ] {
+        net.nodes[1].core.open(bad);
+        net.collect();
+        net.pump_all();
+        let evs = net.events(1);
+        assert!(
+            evs.iter().any(|e| matches!(e, SessionEvent::Error { message } if message.starts_with(&format!("open {bad}")))),
+            "{bad}: {evs:?}"
+        );
+        assert!(net.text(1, bad).is_none());
+    }
+    for (op, check) in [("create", "../evil.txt"), ("delete", "../outside.txt")] {
+        match op {
+            "create" => net.nodes[1].core.create(check, false),
+            _ => net.nodes[1].core.delete(check),
+        }
+        net.collect();
+        net.pump_all();
+        assert!(net
+            .events(1)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Error { .. })));
+    }
+    assert!(dir.path().join("outside.txt").exists());
+    assert!(!dir.path().join("evil.txt").exists());
+    assert_eq!(net.nodes[0].core.participants().len(), 2, "the guest stays");
+    // Allowed operations work.
+    net.nodes[1].core.create("new/b.txt", false);
+    net.collect();
+    net.pump_all();
+    assert!(root.join("new/b.txt").exists());
+    net.nodes[1].core.list_dir(".");
+    net.collect();
+    net.pump_all();
+    let listing = net.events(1).into_iter().find_map(|e| match e {
+        SessionEvent::DirListing { entries, .. } => Some(entries),
+        _ => None,
+    });
+    let names: Vec<String> = listing.unwrap().into_iter().map(|e| e.name).collect();
+    assert!(
+        names.contains(&"a.txt".to_string()) && !names.contains(&"private.txt".to_string()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn presence_resolves_through_concurrent_edits_and_follow_reports_moves() {
+    let dir = folder(&[("f.txt", "0123456789")]);
+    let mut net = Net::new(dir.path(), 2, 9, false);
+    open_everywhere(&mut net, "f.txt");
+    net.nodes[2].core.follow(Some(1));
+    net.collect();
+    net.pump_all();
+    {
+        let n = &mut net.nodes[1];
+        n.core.local_presence(Some("f.txt"), 2, 5, &mut n.store);
+    }
+    net.collect();
+    net.edit(0, "f.txt", Change::insert(0, "XX"));
+    net.pump_all();
+    for node in [0, 2] {
+        let p = net.nodes[node]
+            .core
+            .participants()
+            .into_iter()
+            .find(|p| p.id == 1)
+            .unwrap();
+        assert_eq!(p.file.as_deref(), Some("f.txt"));
+        let (a, h) = p.cursor.unwrap();
+        let doc = net.nodes[node].store.doc_mut("f.txt").unwrap();
+        assert_eq!(
+            (doc.resolve(&a), doc.resolve(&h)),
+            (Some(4), Some(7)),
+            "node {node}"
+        );
+    }
+    let evs = net.events(2);
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, SessionEvent::Follow { path, pos: Some(_) } if path == "f.txt")),
+        "{evs:?}"
+    );
+    let host_view = net.nodes[0].core.participants();
+    assert_eq!(
+        host_view.iter().find(|p| p.id == 2).unwrap().following,
+        Some(1)
+    );
+}
+
+#[test]
+fn garbage_drops_only_that_guest() {
+    let dir = folder(&[("f.txt", "abc")]);
+    let mut net = Net::new(dir.path(), 2, 11, false);
+    open_everywhere(&mut net, "f.txt");
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::Message {
+                from: 2,
+                bytes: vec![0xff, 0, 1],
+            },
+            &mut host.store,
+        );
+    }
+    let other = net.collect();
+    assert!(other
+        .iter()
+        .any(|(from, c)| *from == 0 && matches!(c, NetCommand::Drop { to: 2, .. })));
+    // Bad CRDT bytes inside a well-formed message: dropped as well.
+    let bad_sync = lshed::session::protocol::encode_msg(&GuestToHost::Sync {
+        path: "f.txt".into(),
+        changes: vec![9, 0, 0, 0, 1, 2, 3],
+    })
+    .unwrap();
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::Message {
+                from: 1,
+                bytes: bad_sync,
+            },
+            &mut host.store,
+        );
+    }
+    let other = net.collect();
+    assert!(other
+        .iter()
+        .any(|(_, c)| matches!(c, NetCommand::Drop { to: 1, .. })));
+    assert_eq!(net.nodes[0].core.participants().len(), 1);
+    assert_eq!(net.text(0, "f.txt").unwrap(), "abc");
+}
+
+#[test]
+fn end_and_leave() {
+    let dir = folder(&[("f.txt", "abc")]);
+    let mut net = Net::new(dir.path(), 2, 13, false);
+    assert_eq!(net.nodes[1].core.state().label(), "Joined");
+    net.nodes[1].core.leave();
+    let cmds = net.collect();
+    assert!(cmds
+        .iter()
+        .any(|(f, c)| *f == 1 && *c == NetCommand::Shutdown));
+    assert_eq!(net.nodes[1].core.state().label(), "Inactive");
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::PeerClosed {
+                id: 1,
+                reason: lshed::net::CloseReason::Remote(lshed::net::CloseCode::Left),
+            },
+            &mut host.store,
+        );
+    }
+    assert_eq!(net.nodes[0].core.participants().len(), 2);
+    net.nodes[0].core.end();
+    net.collect();
+    net.pump_all();
+    assert_eq!(net.nodes[0].core.state().label(), "Inactive");
+    assert_eq!(net.nodes[2].core.state().label(), "Inactive");
+    assert!(net.events(2).contains(&SessionEvent::SessionEnded {
+        message: "the host ended the session".into()
+    }));
+}
+
+#[test]
+fn disk_changes_by_other_programs_are_merged_but_our_saves_are_not() {
+    let dir = folder(&[("f.txt", "one\ntwo\nthree\n")]);
+    let mut net = Net::new(dir.path(), 1, 17, false);
+    open_everywhere(&mut net, "f.txt");
+    let tick = |net: &mut Net| {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(NetEvent::Tick, &mut host.store);
+        net.collect();
+        net.pump_all();
+    };
+    // A formatter rewrites the file.
+    std::fs::write(dir.path().join("f.txt"), "one\nTWO\nthree\nfour\n").unwrap();
+    for _ in 0..3 {
+        tick(&mut net);
+    }
+    assert_eq!(net.text(0, "f.txt").unwrap(), "one\nTWO\nthree\nfour\n");
+    assert_eq!(net.text(1, "f.txt").unwrap(), "one\nTWO\nthree\nfour\n");
+    // Our own save (guest asks) is not merged back as a change.
+    net.edit(1, "f.txt", Change::insert(0, "> "));
+    net.pump_all();
+    net.nodes[1].core.save("f.txt");
+    net.collect();
+    net.pump_all();
+    assert!(net.events(1).contains(&SessionEvent::Saved {
+        path: "f.txt".into()
+    }));
+    let rev = net.nodes[0].store.doc_mut("f.txt").unwrap().revision();
+    for _ in 0..3 {
+        tick(&mut net);
+    }
+    assert_eq!(net.nodes[0].store.doc_mut("f.txt").unwrap().revision(), rev);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("f.txt")).unwrap(),
+        "> one\nTWO\nthree\nfour\n"
+    );
+}

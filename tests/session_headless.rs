@@ -1,0 +1,506 @@
+//! End-to-end sessions with real `lshed` processes in headless mode, over
+//! loopback: a host and guests speaking the JSON-lines protocol.
+//!
+//! Each host listens on 127.0.0.1 in a private port range so these tests
+//! neither collide with the net tests nor need the real range.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const PORTS: &str = "46100-46139";
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Peer {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<Value>,
+    next_id: u64,
+    _home: tempfile::TempDir,
+}
+
+fn home_for(name: &str, approval: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!("guest_approval = \"{approval}\"\n[identity]\ndisplay_name = \"{name}\"\ncolor = \"#123456\"\n"),
+    )
+    .unwrap();
+    home
+}
+
+impl Peer {
+    fn spawn(name: &str, args: &[&str], approval: &str) -> Peer {
+        let home = home_for(name, approval);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_lshed"))
+            .args(args)
+            .env("HOME", home.path())
+            .env("LSHED_CONFIG", home.path().join("config.toml"))
+            .env("XDG_CONFIG_HOME", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let who = name.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let v: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{who}: not JSON ({e}): {line}"));
+                if tx.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        Peer {
+            name: name.into(),
+            stdin: child.stdin.take(),
+            child,
+            lines: rx,
+            next_id: 1,
+            _home: home,
+        }
+    }
+
+    fn host(name: &str, root: &Path) -> (Peer, String) {
+        Self::host_on(name, root, PORTS)
+    }
+
+    fn host_on(name: &str, root: &Path, ports: &str) -> (Peer, String) {
+        let root = root.to_str().unwrap();
+        let mut host = Peer::spawn(
+            name,
+            &[
+                "share",
+                root,
+                "--headless",
+                "--connection-mode",
+                "direct",
+                "--bind",
+                "127.0.0.1",
+                "--ports",
+                ports,
+            ],
+            "auto",
+        );
+        let first = host.next_line();
+        assert_eq!(first["event"], "shared", "first line: {first}");
+        let link = first["link"].as_str().unwrap().to_string();
+        (host, link)
+    }
+
+    fn guest(name: &str, link: &str) -> Peer {
+        let mut g = Peer::spawn(name, &["join", link, "--headless"], "prompt");
+        let joined = g.wait_event("joined");
+        assert_eq!(joined["path"], "direct");
+        g
+    }
+
+    fn next_line(&mut self) -> Value {
+        self.lines
+            .recv_timeout(WAIT)
+            .unwrap_or_else(|_| panic!("{}: no output within {WAIT:?}", self.name))
+    }
+
+    fn send_raw(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Sends a command and returns its result (or error) line.
+    fn cmd(&mut self, mut c: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        c["tag"] = json!(id);
+        self.send_raw(&c.to_string());
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("{}: no answer to {c}", self.name));
+            if v["tag"] == json!(id) {
+                return v;
+            }
+        }
+    }
+
+    fn ok(&mut self, c: Value) -> Value {
+        let v = self.cmd(c.clone());
+        assert!(v.get("result").is_some(), "{}: {c} failed: {v}", self.name);
+        v
+    }
+
+    fn wait_event(&mut self, event: &str) -> Value {
+        self.wait_for(|v| v["event"] == event, event)
+    }
+
+    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool, what: &str) -> Value {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(_) => panic!("{}: no {what} within {WAIT:?}", self.name),
+            }
+        }
+    }
+
+    fn text(&mut self, path: &str) -> String {
+        let v = self.ok(json!({"cmd": "text", "path": path}));
+        v["text"].as_str().unwrap().to_string()
+    }
+
+    fn open(&mut self, path: &str) {
+        self.ok(json!({"cmd": "open", "path": path}));
+        self.wait_for(|v| v["event"] == "opened" && v["path"] == path, "opened");
+    }
+
+    fn my_id(&mut self) -> u64 {
+        self.ok(json!({"cmd": "state"}))["id"].as_u64().unwrap()
+    }
+
+    /// Waits for the process to exit (closing stdin first); kills it after a while.
+    fn finish(mut self) -> Option<i32> {
+        self.stdin.take();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not exit", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.stdin.take();
+        if self.child.try_wait().ok().flatten().is_none() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if self.child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let p: PathBuf = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    dir
+}
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn wait_converged(peers: &mut [&mut Peer], path: &str) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let texts: Vec<String> = peers.iter_mut().map(|p| p.text(path)).collect();
+        if texts.windows(2).all(|w| w[0] == w[1]) {
+            return texts[0].clone();
+        }
+        assert!(Instant::now() < deadline, "no convergence: {texts:#?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn host_and_three_guests_converge_and_the_host_saves() {
+    let dir = folder(&[("notes.txt", "hello world\n")]);
+    let (mut host, link) = Peer::host("host", dir.path());
+    let mut guests: Vec<Peer> = (1..=3)
+        .map(|i| Peer::guest(&format!("g{i}"), &link))
+        .collect();
+    host.ok(json!({"cmd": "open", "path": "notes.txt"}));
+    for g in &mut guests {
+        g.open("notes.txt");
+        assert_eq!(g.text("notes.txt"), "hello world\n");
+    }
+    let mut rng = Rng(0x5eed);
+    let mut lens = [12u64; 4];
+    for round in 0..25 {
+        for i in 0..4 {
+            let peer = if i == 0 {
+                &mut host
+            } else {
+                &mut guests[i - 1]
+            };
+            let len = lens[i];
+            let offset = rng.next() % (len + 1);
+            let delete = if offset < len { rng.next() % 2 } else { 0 };
+            let insert = format!(
+                "{}{}",
+                ["a", "é", "🎉", "\n"][(rng.next() % 4) as usize],
+                round % 10
+            );
+            let v = peer.cmd(json!({"cmd": "edit", "path": "notes.txt", "offset": offset, "delete": delete, "insert": insert}));
+            // A concurrent delete may have shortened the text: then retry at 0.
+            let v = if v.get("result").is_none() {
+                peer.ok(json!({"cmd": "edit", "path": "notes.txt", "offset": 0, "insert": "x"}))
+            } else {
+                v
+            };
+            lens[i] = v["len"].as_u64().unwrap();
+        }
+    }
+    let text = {
+        let (h, rest) = (&mut host, &mut guests);
+        let mut all: Vec<&mut Peer> = vec![h];
+        all.extend(rest.iter_mut());
+        wait_converged(&mut all, "notes.txt")
+    };
+    assert!(text.chars().count() > 12);
+    // A guest asks the host to save.
+    guests[0].ok(json!({"cmd": "save", "path": "notes.txt"}));
+    guests[0].wait_event("saved");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        text
+    );
+    let p = host.ok(json!({"cmd": "participants"}));
+    assert_eq!(p["participants"].as_array().unwrap().len(), 4);
+    for g in guests {
+        assert_eq!(g.finish(), Some(0));
+    }
+    assert_eq!(host.finish(), Some(0));
+}
+
+#[test]
+fn read_only_guest_is_refused_and_removed_guest_is_cut_off() {
+    let dir = folder(&[("a.txt", "abc\n")]);
+    let (mut host, link) = Peer::host("host", dir.path());
+    let mut ro = Peer::guest("ro", &link);
+    let mut other = Peer::guest("other", &link);
+    ro.open("a.txt");
+    other.open("a.txt");
+    let ro_id = ro.my_id();
+    host.ok(json!({"cmd": "read_only", "who": ro_id, "value": true}));
+    let ev = ro.wait_event("read_only");
+    assert_eq!(ev["value"], true);
+    let refused = ro.cmd(json!({"cmd": "edit", "path": "a.txt", "offset": 0, "insert": "X"}));
+    assert_eq!(refused["event"], "error", "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("read-only"));
+    ro.ok(json!({"cmd": "save", "path": "a.txt"}));
+    let err = ro.wait_event("error");
+    assert!(
+        err["message"].as_str().unwrap().contains("read-only"),
+        "{err}"
+    );
+
+    // The whole session read-only, then editable again.
+    host.ok(json!({"cmd": "read_only", "who": null, "value": true}));
+    other.wait_event("read_only");
+    host.ok(json!({"cmd": "read_only", "who": null, "value": false}));
+    other.wait_event("read_only");
+    other.ok(json!({"cmd": "edit", "path": "a.txt", "offset": 0, "insert": "1"}));
+    let mut all = [&mut host, &mut other, &mut ro];
+    assert_eq!(wait_converged(&mut all, "a.txt"), "1abc\n");
+
+    // Removal.
+    host.ok(json!({"cmd": "remove", "who": ro_id}));
+    ro.wait_event("removed");
+    let ended = ro.wait_event("ended");
+    assert!(
+        ended["message"].as_str().unwrap().contains("removed"),
+        "{ended}"
+    );
+    assert_eq!(ro.finish(), Some(0));
+    host.wait_for(|v| v["event"] == "participant_left", "participant_left");
+    // The others carry on.
+    host.ok(json!({"cmd": "open", "path": "a.txt"}));
+    host.ok(json!({"cmd": "edit", "path": "a.txt", "offset": 0, "insert": "2"}));
+    let mut all = [&mut host, &mut other];
+    assert_eq!(wait_converged(&mut all, "a.txt"), "21abc\n");
+    let p = host.ok(json!({"cmd": "participants"}));
+    assert_eq!(p["participants"].as_array().unwrap().len(), 2);
+    // Ending the session tells the guest.
+    host.ok(json!({"cmd": "end"}));
+    let ended = other.wait_event("ended");
+    assert_eq!(ended["message"], "the host ended the session");
+    assert_eq!(other.finish(), Some(0));
+    assert_eq!(host.finish(), Some(0));
+}
+
+#[test]
+fn bad_links_get_distinct_messages() {
+    let dir = folder(&[("a.txt", "x")]);
+    // A port of its own: once this host is gone, nobody else answers there.
+    let (host, link) = Peer::host_on("host", dir.path(), "46140-46149");
+    let mut parsed: lshed::net::InviteLink = link.parse().unwrap();
+    parsed.secret[0] ^= 1;
+    let mut wrong = Peer::spawn(
+        "wrong",
+        &["join", &parsed.to_string(), "--headless"],
+        "prompt",
+    );
+    let failed = wrong.wait_event("join_failed");
+    let secret_msg = failed["message"].as_str().unwrap().to_string();
+    assert!(secret_msg.contains("secret"), "{secret_msg}");
+    assert_eq!(wrong.finish(), Some(1));
+
+    let mut malformed = Peer::spawn(
+        "bad",
+        &["join", "lshed://join/v1/garbage", "--headless"],
+        "prompt",
+    );
+    let failed = malformed.wait_event("join_failed");
+    let bad_msg = failed["message"].as_str().unwrap().to_string();
+    assert_ne!(bad_msg, secret_msg);
+    assert_eq!(malformed.finish(), Some(1));
+
+    assert_eq!(host.finish(), Some(0));
+    // The session has ended (the host is gone): unreachable.
+    let mut late = Peer::spawn("late", &["join", &link, "--headless"], "prompt");
+    let failed = late.wait_event("join_failed");
+    let late_msg = failed["message"].as_str().unwrap().to_string();
+    assert!(
+        late_msg.contains("reach") || late_msg.contains("ended"),
+        "{late_msg}"
+    );
+    assert_ne!(late_msg, secret_msg);
+    assert_eq!(late.finish(), Some(1));
+}
+
+#[test]
+fn path_escape_and_hidden_files_are_refused() {
+    let dir = folder(&[
+        ("inside/a.txt", "a"),
+        (".gitignore", "secret.txt\n"),
+        ("secret.txt", "s"),
+        (".git/config", "[core]"),
+    ]);
+    let outside = dir.path().join("..").join("lshed-outside-probe.txt");
+    let _ = std::fs::write(&outside, "nope");
+    let (host, link) = Peer::host("host", &dir.path().join("inside"));
+    let mut g = Peer::guest("g", &link);
+    for bad in [
+        "../secret.txt",
+        "/etc/passwd",
+        "../../lshed-outside-probe.txt",
+    ] {
+        g.ok(json!({"cmd": "open", "path": bad}));
+        let err = g.wait_event("error");
+        assert!(err["message"].as_str().unwrap().contains("open"), "{err}");
+    }
+    drop(host);
+    let _ = std::fs::remove_file(&outside);
+
+    let (mut host, link) = Peer::host("host2", dir.path());
+    let mut g = Peer::guest("g2", &link);
+    for hidden in ["secret.txt", ".git/config"] {
+        g.ok(json!({"cmd": "open", "path": hidden}));
+        let err = g.wait_event("error");
+        assert!(
+            err["message"].as_str().unwrap().contains("not shared"),
+            "{err}"
+        );
+    }
+    g.ok(json!({"cmd": "list", "path": "."}));
+    let listing = g.wait_event("listing");
+    let names: Vec<&str> = listing["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"inside") && !names.contains(&"secret.txt") && !names.contains(&".git"),
+        "{names:?}"
+    );
+    // Still in the session.
+    g.open("inside/a.txt");
+    assert_eq!(g.text("inside/a.txt"), "a");
+    host.ok(json!({"cmd": "state"}));
+}
+
+#[test]
+fn garbage_from_one_guest_drops_only_that_guest() {
+    let dir = folder(&[("a.txt", "abc")]);
+    let (mut host, link) = Peer::host("host", dir.path());
+    let mut good = Peer::guest("good", &link);
+    good.open("a.txt");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let reason = rt.block_on(async {
+        let link: lshed::net::InviteLink = link.parse().unwrap();
+        let me = lshed::net::GuestProfile {
+            name: "evil".into(),
+            color: "red".into(),
+        };
+        let mut conn = lshed::net::connect_direct(&link, &me, &Default::default())
+            .await
+            .unwrap();
+        // The welcome arrives first; then garbage from us.
+        let _welcome = conn.recv().await.unwrap();
+        conn.send(vec![0xff, 0xfe, 0xfd, 0x00, 0x42]).await.unwrap();
+        tokio::time::timeout(WAIT, conn.closed()).await.unwrap()
+    });
+    assert_eq!(
+        reason,
+        lshed::net::CloseReason::Remote(lshed::net::CloseCode::ProtocolViolation)
+    );
+    host.wait_for(
+        |v| v["event"] == "participant_left" && v["name"] == "evil",
+        "evil dropped",
+    );
+    good.ok(json!({"cmd": "edit", "path": "a.txt", "offset": 3, "insert": "d"}));
+    host.ok(json!({"cmd": "open", "path": "a.txt"}));
+    let mut all = [&mut host, &mut good];
+    assert_eq!(wait_converged(&mut all, "a.txt"), "abcd");
+}
+
+#[test]
+fn bad_json_is_an_error_line_not_a_crash() {
+    let dir = folder(&[("a.txt", "abc")]);
+    let (mut host, _link) = Peer::host("host", dir.path());
+    host.send_raw("{not json");
+    let e = host.wait_event("error");
+    assert!(e["message"].as_str().unwrap().contains("bad JSON"));
+    let e = host.cmd(json!({"cmd": "fly"}));
+    assert_eq!(e["event"], "error");
+    let e = host.cmd(json!({"cmd": "edit", "path": "a.txt", "offset": 0}));
+    assert_eq!(e["event"], "error");
+    host.ok(json!({"cmd": "open", "path": "a.txt"}));
+    let e = host.cmd(json!({"cmd": "edit", "path": "a.txt", "offset": 99, "insert": "x"}));
+    assert_eq!(e["event"], "error");
+    host.ok(json!({"cmd": "end"}));
+    assert_eq!(host.finish(), Some(0));
+}
