@@ -373,7 +373,7 @@ fn remote_cursor_is_drawn_with_its_name() {
             head: 11,
         });
     let s = screen(&mut app, 60, 8);
-    assert!(s[1].contains("hello world alice"), "{s:#?}");
+    assert!(s[1].contains("hello world  alice"), "{s:#?}");
 }
 
 #[test]

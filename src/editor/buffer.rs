@@ -245,6 +245,17 @@ impl Buffer {
         b
     }
 
+    /// Swaps in a new document for the same file (a guest's file was sent
+    /// again): the selection is kept inside the new text.
+    pub fn replace_doc(&mut self, doc: Document) {
+        self.doc = doc;
+        self.saved_revision = self.doc.revision();
+        self.clamp_selection();
+        self.highlighter.invalidate_from(0);
+        self.matches.invalidate();
+        self.last_edit = None;
+    }
+
     /// The text.
     pub fn rope(&self) -> &Rope {
         self.doc.rope()

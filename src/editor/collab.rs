@@ -75,7 +75,7 @@ impl DocStore for EditorStore<'_> {
 
     fn adopt(&mut self, path: &str, doc: Document, read_only: bool) {
         if let Some(i) = self.editor.find_shared(path) {
-            self.editor.buffers[i].doc = doc;
+            self.editor.buffers[i].replace_doc(doc);
             self.editor.buffers[i].hidden = false;
             self.editor.active = Some(i);
             return;

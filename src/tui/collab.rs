@@ -290,15 +290,23 @@ impl App {
                 self.open_prompt_pub(PromptKind::Join, "");
                 self.set_prompt_error(message);
             }
-            SessionEvent::FileOpened { path, read_only } => {
+            SessionEvent::FileOpened { path, .. } => {
+                // The text is here; the CRDT state follows (FileReady).
                 if let Some(i) = self.editor.find_shared(&path) {
                     self.editor.buffers[i].hidden = false;
+                    self.editor.buffers[i].read_only = Some("loading the shared state…".into());
                     self.editor.active = Some(i);
                     self.focus = Focus::Editor;
-                    if read_only {
-                        self.editor.buffers[i].read_only =
-                            Some("the host made this session read-only for you".into());
-                    }
+                }
+            }
+            SessionEvent::FileReady { path, read_only } => {
+                if let Some(i) = self.editor.find_shared(&path) {
+                    let b = &mut self.editor.buffers[i];
+                    b.read_only = if read_only {
+                        Some("the host made this session read-only for you".into())
+                    } else {
+                        b.doc.read_only_reason().map(str::to_string)
+                    };
                 }
             }
             SessionEvent::DirListing { path, entries } => {
