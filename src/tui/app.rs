@@ -295,6 +295,8 @@ pub struct App {
     pub config_path: PathBuf,
     /// A guest's own folder tree, kept while the host's is shown.
     pub local_tree: Option<TreePane>,
+    /// Following: the file we asked the host for, to show when it arrives.
+    pub follow_pending: Option<String>,
     file_index: Option<FileIndex>,
     drag_anchor: Option<usize>,
     last_click: Option<(Instant, u16, u16)>,
@@ -357,6 +359,7 @@ impl App {
             waker: None,
             config_path: config_path.clone(),
             local_tree: None,
+            follow_pending: None,
             file_index: None,
             drag_anchor: None,
             last_click: None,
@@ -390,14 +393,28 @@ impl App {
     }
 
     fn open_path(&mut self, path: &Path) -> Result<(), String> {
-        match self.editor.open(path) {
+        let r = match self.editor.open(path) {
             Ok(Some(notice)) => {
                 self.notify(Level::Warning, notice);
                 Ok(())
             }
             Ok(None) => Ok(()),
             Err(e) => Err(e),
+        };
+        // While hosting, every file the host opens is part of the session,
+        // so guests see where the host is (and can follow).
+        if r.is_ok() && self.session.as_ref().is_some_and(|s| s.is_host()) {
+            let root = self.editor.root.clone();
+            if let Some(b) = self.editor.buffer_mut() {
+                if b.shared_path.is_none() {
+                    b.shared_path = b
+                        .path
+                        .as_ref()
+                        .and_then(|p| crate::workspace::relative(&root, p));
+                }
+            }
         }
+        r
     }
 
     fn open_and_focus(&mut self, path: &Path) {

@@ -292,6 +292,9 @@ impl App {
             }
             SessionEvent::FileOpened { path, .. } => {
                 // The text is here; the CRDT state follows (FileReady).
+                if self.follow_pending.as_deref() == Some(path.as_str()) {
+                    self.follow_pending = None;
+                }
                 if let Some(i) = self.editor.find_shared(&path) {
                     self.editor.buffers[i].hidden = false;
                     self.editor.buffers[i].read_only = Some("loading the shared state…".into());
@@ -368,7 +371,9 @@ impl App {
                         None => return,
                     }
                 } else {
-                    core.open(path);
+                    // The core has asked the host for it; FileOpened will
+                    // bring it to the front.
+                    self.follow_pending = Some(path.to_string());
                     return;
                 }
             }
