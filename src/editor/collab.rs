@@ -4,7 +4,7 @@
 //!
 //! May depend on: editor, session, doc, workspace.
 
-use crate::doc::{ActorId, Change, Document, ShareMode};
+use crate::doc::{Change, Document};
 use crate::session::DocStore;
 use crate::workspace;
 
@@ -60,16 +60,8 @@ impl DocStore for EditorStore<'_> {
                 i
             }
         };
+        // The session core makes it shared once the guest has the text.
         let buf = &mut self.editor.buffers[i];
-        if !buf.doc.is_shared() && buf.read_only.is_none() {
-            match buf.doc.share(ActorId::random()) {
-                Ok(ShareMode::Editable) => {}
-                Ok(ShareMode::ReadOnly) => {
-                    buf.read_only = buf.doc.read_only_reason().map(str::to_string);
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
         Ok(&mut buf.doc)
     }
 

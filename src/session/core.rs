@@ -726,15 +726,14 @@ impl SessionCore {
             Ok(doc) => doc,
             Err(message) => return self.refuse(from, request, message),
         };
-        if !doc.is_shared() && !doc.is_read_only() {
-            // The store did not share it: do it here so edits can flow.
-            if let Err(e) = doc.share(ActorId::random()) {
-                return self.refuse(from, request, format!("cannot share {path}: {e}"));
-            }
-        }
+        // Building CRDT state costs about 0.7 s per MB: the guest gets the
+        // text first and can show it while the host builds it.
+        let needs_share = !doc.is_shared() && !doc.is_read_only();
         let text = doc.rope().to_string();
-        let live = doc.is_shared();
-        let read_only = doc.is_read_only() || !self.guest_may_edit(from);
+        let too_big = doc.rope().len_bytes() > crate::doc::MAX_SHARED_EDITABLE_BYTES;
+        let live = doc.is_shared() || (needs_share && !too_big);
+        let read_only =
+            doc.is_read_only() || (needs_share && too_big) || !self.guest_may_edit(from);
         if text.len() + OPENED_OVERHEAD > MAX_FRAME_LEN {
             return self.refuse(
                 from,
@@ -762,6 +761,13 @@ impl SessionCore {
             },
         );
         self.flush();
+        if needs_share {
+            if let Some(doc) = store.doc_mut(&path) {
+                if let Err(e) = doc.share(ActorId::random()) {
+                    return self.refuse(from, request, format!("cannot share {path}: {e}"));
+                }
+            }
+        }
         if live {
             let cached = self
                 .host_ref()

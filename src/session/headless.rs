@@ -66,6 +66,16 @@ impl HeadlessStore {
     }
 
     fn load(&mut self, path: &str) -> Result<&mut Document, String> {
+        let doc = self.load_unshared(path)?;
+        if !doc.is_shared() && !doc.is_read_only() {
+            doc.share(ActorId::random()).map_err(|e| e.to_string())?;
+        }
+        Ok(doc)
+    }
+
+    /// Loads without building CRDT state (the core builds it once the guest
+    /// has the text).
+    fn load_unshared(&mut self, path: &str) -> Result<&mut Document, String> {
         let Some(root) = &self.root else {
             return Err("not the host".into());
         };
@@ -79,14 +89,9 @@ impl HeadlessStore {
             self.docs
                 .insert(path.to_string(), Document::from_rope(loaded.rope));
         }
-        let doc = self
-            .docs
+        self.docs
             .get_mut(path)
-            .ok_or_else(|| format!("{path} is not open"))?;
-        if !doc.is_shared() && !doc.is_read_only() {
-            doc.share(ActorId::random()).map_err(|e| e.to_string())?;
-        }
-        Ok(doc)
+            .ok_or_else(|| format!("{path} is not open"))
     }
 }
 
@@ -96,7 +101,7 @@ impl DocStore for HeadlessStore {
     }
 
     fn open_for_peer(&mut self, path: &str) -> Result<&mut Document, String> {
-        self.load(path)
+        self.load_unshared(path)
     }
 
     fn adopt(&mut self, path: &str, doc: Document, _read_only: bool) {

@@ -242,6 +242,12 @@ impl App {
             self.on_session_event(ev);
         }
         self.sync_tree_requests();
+        // Files too large to share editable became read-only for everyone.
+        for b in &mut self.editor.buffers {
+            if b.read_only.is_none() && b.doc.is_read_only() {
+                b.read_only = b.doc.read_only_reason().map(str::to_string);
+            }
+        }
         self.update_remote_cursors();
         if self.session_state() == SessionState::Inactive && self.session.is_some() {
             self.finish_session();
