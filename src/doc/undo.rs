@@ -27,21 +27,36 @@ use super::Change;
 use automerge::{ActorId, Cursor, ObjId};
 use std::ops::RangeInclusive;
 
+/// The automerge id of one char (its insert op): counter and actor.
+#[derive(Debug, Clone)]
+pub(crate) struct CharId {
+    pub(crate) ctr: u64,
+    pub(crate) actor: ActorId,
+}
+
+impl CharId {
+    /// A cursor on this char, made only when an undo needs it (building
+    /// cursors eagerly for every keystroke cost a measurable share of the
+    /// local edit path).
+    pub(crate) fn cursor(&self) -> Option<Cursor> {
+        Cursor::try_from(format!("{}@{}", self.ctr, self.actor).as_str()).ok()
+    }
+}
+
 /// One undo or redo operation on a shared document.
 #[derive(Debug, Clone)]
 pub(crate) enum StableOp {
     /// Delete our chars of one insertion that are still there.
+    /// (Insert ops of one splice have consecutive counters.)
     RemoveInserted {
         chunk: ObjId,
-        first: Cursor,
-        last: Cursor,
         actor: ActorId,
         counters: RangeInclusive<u64>,
     },
-    /// Put deleted text back where it was.
+    /// Put deleted text back where its first char was.
     Reinsert {
         chunk: ObjId,
-        anchor: Cursor,
+        anchor: CharId,
         text: String,
     },
 }
