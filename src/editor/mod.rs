@@ -119,10 +119,23 @@ impl Editor {
     ///
     /// A buffer a collaborator still uses stays in memory, hidden.
     pub fn close(&mut self, idx: usize) {
+        let keep = self
+            .buffers
+            .get(idx)
+            .is_some_and(|b| b.shared_path.is_some() && b.doc.is_shared() && b.path.is_some());
+        self.close_inner(idx, keep);
+    }
+
+    /// Closes buffer `idx` and forgets it, shared or not (a guest closing
+    /// one of the host's files).
+    pub fn discard(&mut self, idx: usize) {
+        self.close_inner(idx, false);
+    }
+
+    fn close_inner(&mut self, idx: usize, keep: bool) {
         if idx >= self.buffers.len() {
             return;
         }
-        let keep = self.buffers[idx].shared_path.is_some() && self.buffers[idx].doc.is_shared();
         if keep {
             self.buffers[idx].hidden = true;
         } else {

@@ -297,6 +297,9 @@ pub struct App {
     pub local_tree: Option<TreePane>,
     /// Following: the file we asked the host for, to show when it arrives.
     pub follow_pending: Option<String>,
+    /// The last presence sent (file, anchor, head, file shared), to send
+    /// only changes.
+    pub last_presence: Option<(Option<String>, usize, usize, bool)>,
     file_index: Option<FileIndex>,
     drag_anchor: Option<usize>,
     last_click: Option<(Instant, u16, u16)>,
@@ -360,6 +363,7 @@ impl App {
             config_path: config_path.clone(),
             local_tree: None,
             follow_pending: None,
+            last_presence: None,
             file_index: None,
             drag_anchor: None,
             last_click: None,
@@ -824,6 +828,16 @@ impl App {
             return;
         };
         let buf = &self.editor.buffers[idx];
+        // A guest's copy of a host file: the host has the truth; stop
+        // receiving its changes and forget it.
+        if let (None, Some(sp), Some(core)) = (&buf.path, &buf.shared_path, self.session.as_mut()) {
+            if !core.is_host() {
+                let sp = sp.clone();
+                core.close(&sp);
+                self.editor.discard(idx);
+                return;
+            }
+        }
         if buf.is_dirty() {
             let message = format!(
                 "{} has unsaved changes.  [s]ave  [d]iscard  [c]ancel",

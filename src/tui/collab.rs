@@ -249,6 +249,8 @@ impl App {
             }
         }
         self.update_remote_cursors();
+        // Following or a file arriving may have moved us.
+        self.send_presence();
         if self.session_state() == SessionState::Inactive && self.session.is_some() {
             self.finish_session();
         }
@@ -472,16 +474,32 @@ impl App {
         let Some(core) = self.session.as_mut() else {
             return;
         };
-        let (path, sel) = match self.editor.buffer() {
-            Some(b) => (b.shared_path.clone(), b.selection),
-            None => (None, Selection::default()),
-        };
+        let path = self.editor.buffer().and_then(|b| b.shared_path.clone());
         let mut store = EditorStore::new(&mut self.editor);
         if let Some(p) = &path {
             if now.buffer == before.buffer && now.revision != before.revision {
                 core.local_edit(p, &mut store);
             }
         }
+        self.send_presence();
+    }
+
+    /// Tells the others where our cursor is, if that changed.
+    pub fn send_presence(&mut self) {
+        let Some(core) = self.session.as_mut() else {
+            return;
+        };
+        let (path, sel, live) = match self.editor.buffer() {
+            Some(b) => (b.shared_path.clone(), b.selection, b.doc.is_shared()),
+            None => (None, Selection::default(), false),
+        };
+        // A cursor can only be sent once the file's CRDT state is there.
+        let now = (path.clone(), sel.anchor, sel.head, live);
+        if self.last_presence.as_ref() == Some(&now) {
+            return;
+        }
+        self.last_presence = Some(now);
+        let mut store = EditorStore::new(&mut self.editor);
         core.local_presence(path.as_deref(), sel.anchor, sel.head, &mut store);
     }
 
@@ -490,6 +508,8 @@ impl App {
     fn finish_session(&mut self) {
         let was_guest = self.session.as_ref().is_some_and(|s| !s.is_host());
         self.session = None;
+        self.last_presence = None;
+        self.follow_pending = None;
         if was_guest {
             self.editor
                 .buffers
