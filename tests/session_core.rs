@@ -530,3 +530,27 @@ fn disk_changes_by_other_programs_are_merged_but_our_saves_are_not() {
         "> one\nTWO\nthree\nfour\n"
     );
 }
+
+#[test]
+fn disk_changes_merge_with_unsaved_session_edits() {
+    let dir = folder(&[("f.txt", "one\ntwo\nthree\n")]);
+    let mut net = Net::new(dir.path(), 1, 19, false);
+    open_everywhere(&mut net, "f.txt");
+    let tick = |net: &mut Net| {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(NetEvent::Tick, &mut host.store);
+        net.collect();
+        net.pump_all();
+    };
+    // The guest edits the first line (not saved)...
+    net.edit(1, "f.txt", Change::insert(0, "> "));
+    net.pump_all();
+    // ...while a formatter rewrites the last lines on disk.
+    std::fs::write(dir.path().join("f.txt"), "one\ntwo\nTHREE\nfour\n").unwrap();
+    for _ in 0..3 {
+        tick(&mut net);
+    }
+    let want = "> one\ntwo\nTHREE\nfour\n";
+    assert_eq!(net.text(0, "f.txt").unwrap(), want);
+    assert_eq!(net.text(1, "f.txt").unwrap(), want);
+}

@@ -48,8 +48,9 @@
 //! own save). Otherwise, if the live document still equals that last known
 //! disk text, the line diff is applied as a local edit of the host
 //! ([`DocStore::apply_disk_change`]) and sent to guests. If the document
-//! has unsaved session edits as well, nothing is merged and the UI is told
-//! (a three-way merge is future work). A driver that saves a shared file
+//! has unsaved session edits as well, a three-way merge (last disk text as
+//! the base) moves the disk's line changes onto the live text, keeping
+//! both where they touch the same place. A driver that saves a shared file
 //! itself calls [`SessionCore::saved_locally`] so the watcher knows.
 //!
 //! May depend on: `doc`, `net`, `workspace`, `config`, and the sibling modules.
@@ -67,7 +68,7 @@ use super::{
     diff::diff_text, DocStore, Participant, Profile, SessionEvent, SessionOptions, SessionState,
 };
 use crate::config::GuestApproval;
-use crate::doc::{ActorId, Attach, Document, SharedState, StablePos};
+use crate::doc::{ActorId, Assoc, Attach, Change, Document, SharedState, StablePos};
 use crate::net::limits::{HOST_PARTICIPANT_ID, MAX_FRAME_LEN};
 use crate::net::{CloseCode, CloseReason, InviteLink, Path};
 use crate::workspace;
@@ -1435,19 +1436,39 @@ impl SessionCore {
             if doc_text == new_text {
                 continue;
             }
-            if doc_text != old_disk {
-                self.error(format!(
-                    "{path} changed on disk while it has unsaved edits in the session: \
-                     the disk version was not merged (saving will overwrite it)"
-                ));
-                continue;
-            }
-            let changes = diff_text(&doc_text, &new_text);
+            let changes = if doc_text == old_disk {
+                diff_text(&doc_text, &new_text)
+            } else {
+                // Unsaved session edits and a new disk version: a three-way
+                // merge keeps both.
+                merge_disk_change(&old_disk, &doc_text, &new_text)
+            };
             store.apply_disk_change(&path, &changes);
             self.push(SessionEvent::Changed { path: path.clone() });
             self.local_edit(&path, store);
         }
     }
+}
+
+/// The disk went from `base` to `theirs` while the live document went from
+/// `base` to `live`: the disk's changes, moved onto the live text, as
+/// changes to apply to it in order.
+///
+/// Both diffs are in `base` coordinates, last change first (see
+/// `diff.rs`). Each of the disk's changes is mapped through the session's
+/// changes; where both touched the same place, both texts are kept (the
+/// disk's after the session's), as a concurrent edit would be in the CRDT.
+fn merge_disk_change(base: &str, live: &str, theirs: &str) -> Vec<Change> {
+    let ours = diff_text(base, live);
+    let map = |pos: usize, assoc: Assoc| ours.iter().fold(pos, |p, c| c.map_pos(p, assoc));
+    diff_text(base, theirs)
+        .into_iter()
+        .map(|c| {
+            let start = map(c.start, Assoc::After);
+            let end = map(c.end, Assoc::Before).max(start);
+            Change::replace(start, end, c.text)
+        })
+        .collect()
 }
 
 fn stamp_of(abs: &std::path::Path) -> Option<(Option<SystemTime>, u64)> {
