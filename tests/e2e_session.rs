@@ -23,6 +23,24 @@ const CTRL_Q: &[u8] = b"\x11";
 const ESC: &[u8] = b"\x1b";
 const ENTER: &[u8] = b"\r";
 const DOWN: &[u8] = b"\x1b[B";
+const END: &[u8] = b"\x1b[F";
+const HOME: &[u8] = b"\x1b[H";
+const CTRL_E: &[u8] = b"\x05";
+const CTRL_U: &[u8] = b"\x15";
+
+/// Waits until `path` exists (or not).
+fn wait_file(path: &Path, exists: bool) {
+    let start = std::time::Instant::now();
+    while path.exists() != exists {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} should {}exist",
+            path.display(),
+            if exists { "" } else { "not " }
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 fn identity(home: &Path, name: &str, extra: &str) {
     let dir = home.join(".config/lshed");
@@ -131,6 +149,37 @@ fn share_join_type_save_leave_end() {
     guest.wait_text("saved README.md on the host");
     let on_disk = std::fs::read_to_string(shared.path().join("README.md")).unwrap();
     assert_eq!(on_disk, "host-typed # Demo\nguest-typed");
+
+    // File operations in the guest's tree happen on the host's disk.
+    guest.send(CTRL_E);
+    guest.send(b"a");
+    guest.wait_text("New file");
+    guest.send(b"from-guest.txt");
+    guest.send(ENTER);
+    wait_file(&shared.path().join("from-guest.txt"), true);
+    guest.wait_text("from-guest.txt");
+    // Rows: src/, from-guest.txt, README.md.
+    guest.send(HOME);
+    guest.send(DOWN);
+    guest.send(b"r");
+    guest.wait_text("Rename to");
+    assert!(
+        guest.screen().contains("from-guest.txt"),
+        "{}",
+        guest.screen()
+    );
+    guest.send(CTRL_U);
+    guest.send(b"renamed.txt");
+    guest.send(ENTER);
+    wait_file(&shared.path().join("renamed.txt"), true);
+    wait_file(&shared.path().join("from-guest.txt"), false);
+    guest.wait_text("renamed.txt");
+    guest.send(END);
+    guest.send(b"d");
+    guest.wait_text("Delete the file renamed.txt");
+    guest.send(b"y");
+    wait_file(&shared.path().join("renamed.txt"), false);
+    guest.send(ESC);
 
     // The guest leaves; the session goes on for the host.
     guest.send(F9);
