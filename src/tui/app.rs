@@ -852,14 +852,9 @@ impl App {
         }
     }
 
+    /// Quitting ends (host) or leaves (guest) the session; that happens as
+    /// the loop exits, so cancelling here changes nothing.
     fn request_quit(&mut self) {
-        if let Some(s) = &mut self.session {
-            if s.is_host() {
-                s.end();
-            } else {
-                s.leave();
-            }
-        }
         let dirty = self.editor.dirty_buffers();
         if dirty.is_empty() {
             self.should_quit = true;
