@@ -152,7 +152,10 @@ fn memory_report() {
     let (doc, peak, held) = measure_heap(|| {
         let t0 = Instant::now();
         let d = replay_doc(&paper, true);
-        eprintln!("paper through doc (+ change bytes per txn): {:?}", t0.elapsed());
+        eprintln!(
+            "paper through doc (+ change bytes per txn): {:?}",
+            t0.elapsed()
+        );
         d
     });
     let state = doc.shared_state().expect("shared");
@@ -436,8 +439,22 @@ fn main() {
         memory_report();
     }
     let mut c = Criterion::default().configure_from_args();
+    // The paper groups need ~10 s of untimed setup: skip it when a filter
+    // excludes them.
+    let named: Vec<&String> = filters
+        .iter()
+        .filter(|f| f.parse::<f64>().is_err())
+        .collect();
+    let wants = |group: &str| {
+        named.is_empty()
+            || named
+                .iter()
+                .any(|f| f.contains(group) || group.contains(f.as_str()))
+    };
     bench_keystrokes(&mut c);
     bench_share(&mut c);
-    bench_paper(&mut c);
+    if wants("paper") {
+        bench_paper(&mut c);
+    }
     c.final_summary();
 }
