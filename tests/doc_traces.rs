@@ -1,10 +1,11 @@
 //! Replays the real editing traces in tests/data/traces through `Document`.
 //!
-//! Every trace is replayed through the rope path (unshared) and through the
-//! shared path (automerge + rope mirror), and the shared replay is also sent
-//! change by change to a second replica as remote changes. All must end at
-//! the trace's endContent. (automerge is built optimised in the dev profile,
-//! see Cargo.toml, which keeps this test at a few seconds per trace.)
+//! Every trace is replayed in full through the rope path (unshared) and
+//! through the shared path (automerge + rope mirror), and must end at the
+//! trace's endContent; a prefix of each is also sent change by change to a
+//! second replica as remote changes. (automerge and its column store are
+//! built optimised in the dev profile, see Cargo.toml, which keeps this
+//! test fast in debug builds.)
 
 #[path = "doc_support/trace.rs"]
 #[allow(dead_code)] // shared with benches/doc.rs, which uses all of it
@@ -32,8 +33,8 @@ fn traces_replay_through_the_rope() {
     }
 }
 
-/// Transactions of each trace replayed through automerge in debug builds;
-/// the full traces run in the release-only test below (and in the bench).
+/// Transactions of each trace replayed to a second replica as remote
+/// changes.
 const DEBUG_PREFIX: usize = 1_500;
 
 fn replay_shared(t: &trace::Trace, txns: usize) -> (String, String, String) {
@@ -78,16 +79,27 @@ fn trace_prefixes_replay_through_automerge_locally_and_remotely() {
     }
 }
 
+/// Every trace in full through automerge on one replica (the local path:
+/// automerge splice + rope), checked against endContent. Replaying a whole
+/// trace as *remote* changes is not done here: see the known limit in the
+/// `doc` module docs (a trace typed into one chunk makes late remote ops
+/// cost tens of ms each); the bench measures remote windows instead.
 #[test]
-#[cfg_attr(
-    debug_assertions,
-    ignore = "minutes in debug builds: cargo test --release --test doc_traces"
-)]
-fn traces_replay_through_automerge_locally_and_remotely() {
+fn traces_replay_through_automerge_in_full() {
     for t in trace::all() {
-        let (host, guest, guest_am) = replay_shared(&t, usize::MAX);
-        assert_eq!(host, t.end, "{} (host)", t.name);
-        assert_eq!(guest, t.end, "{} (guest)", t.name);
-        assert_eq!(guest_am, t.end, "{} (guest automerge)", t.name);
+        let started = Instant::now();
+        let mut doc = Document::from_text(&t.start);
+        doc.share(ActorId::from(vec![1u8; 16])).unwrap();
+        for txn in &t.txns {
+            doc.apply_local(&changes(txn));
+        }
+        assert_eq!(doc.rope().to_string(), t.end, "{} (rope)", t.name);
+        assert_eq!(
+            doc.shared_state().unwrap().text(),
+            t.end,
+            "{} (automerge)",
+            t.name
+        );
+        eprintln!("{} in full: {:?}", t.name, started.elapsed());
     }
 }

@@ -419,6 +419,28 @@ impl SharedState {
         self.chunks.len()
     }
 
+    /// Checks the chunk table against automerge (for tests): every chunk's
+    /// length and the total. O(n).
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut total = 0;
+        for (i, c) in self.chunks.iter().enumerate() {
+            if let Some(obj) = &c.obj {
+                let real = self.am.length(obj);
+                if real != c.len {
+                    return Err(format!(
+                        "chunk {i}: table says {} chars, automerge {real}",
+                        c.len
+                    ));
+                }
+            }
+            total += c.len;
+        }
+        if total != self.len {
+            return Err(format!("total {} != sum of chunks {total}", self.len));
+        }
+        Ok(())
+    }
+
     /// Length of the longest chunk, in chars (for diagnostics).
     pub fn longest_chunk(&self) -> usize {
         self.chunks.iter().map(|c| c.len).max().unwrap_or(0)
@@ -956,7 +978,8 @@ impl Editor<'_, '_> {
         let mut at = 0;
         for (i, c) in self.chunks.iter().enumerate() {
             let (s, e) = (at, at + c.len);
-            if e > start && s < end && c.obj.is_some() {
+            // (An empty chunk inside the range has nothing to delete.)
+            if e > start && s < end && c.len > 0 && c.obj.is_some() {
                 let from = start.max(s);
                 let to = end.min(e);
                 pieces.push((i, from - s, to - from, from));

@@ -47,3 +47,16 @@ fn quiet_panics_once() {
         }));
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_and_later_panics_still_report() {
+        let caught = contain("test input", || -> u32 { panic!("boom") });
+        assert_eq!(caught, Err(DocError::Panicked { what: "test input" }));
+        assert_eq!(contain("fine", || 7), Ok(7));
+        CONTAINING.with(|c| assert_eq!(c.get(), 0));
+    }
+}
