@@ -303,10 +303,16 @@ impl Buffer {
     // ---- edits ----------------------------------------------------------
 
     fn check_writable(&self) -> Result<(), EditError> {
-        match &self.read_only {
-            Some(reason) => Err(EditError::ReadOnly(reason.clone())),
-            None => Ok(()),
+        if let Some(reason) = &self.read_only {
+            return Err(EditError::ReadOnly(reason.clone()));
         }
+        // A shared document can be read-only on its own (too large to edit
+        // together, or its shared state still loading).
+        if self.doc.is_read_only() {
+            let reason = self.doc.read_only_reason().unwrap_or("read-only");
+            return Err(EditError::ReadOnly(reason.to_string()));
+        }
+        Ok(())
     }
 
     /// Applies changes as one local edit and puts the cursor at `after`
