@@ -3,7 +3,7 @@
 //! terminal (open, close, save, replace all). Everything here can be driven
 //! from tests without a screen.
 //!
-//! May depend on: doc, workspace, config (and session, later). Not on tui,
+//! May depend on: doc, workspace, config, session. Not on tui,
 //! ratatui or crossterm.
 
 pub mod buffer;
