@@ -693,7 +693,11 @@ impl App {
                 let keyst = self.theme.style("ui.help.key");
                 let mut lines: Vec<Line<'_>> = Vec::new();
                 for cmd in Command::ALL.iter().skip(*scroll) {
-                    let keys = self.keymap.keys_for(*cmd).join(", ");
+                    let mut keys = self.keymap.keys_for(*cmd).join(", ");
+                    if keys.chars().count() > 21 {
+                        // Keep the columns aligned: the first keys are enough here.
+                        keys = keys.chars().take(20).collect::<String>() + "…";
+                    }
                     lines.push(Line::from(vec![
                         Span::styled(format!(" {keys:<22}"), keyst),
                         Span::styled(
