@@ -61,11 +61,11 @@ fn sigterm_restores_terminal_and_keeps_unsaved_work() {
     app.send(b"unsaved words");
     app.wait_text("unsaved words");
     let pid = app.child.process_id().expect("pid");
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("send SIGTERM");
     app.wait_exit(Duration::from_secs(10));
     app.assert_restored();
     assert_eq!(
