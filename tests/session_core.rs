@@ -554,3 +554,78 @@ fn disk_changes_merge_with_unsaved_session_edits() {
     assert_eq!(net.text(0, "f.txt").unwrap(), want);
     assert_eq!(net.text(1, "f.txt").unwrap(), want);
 }
+
+#[test]
+fn a_guest_cannot_send_changes_under_another_identity() {
+    let dir = folder(&[("f.txt", "abc")]);
+    let mut net = Net::new(dir.path(), 2, 23, false);
+    open_everywhere(&mut net, "f.txt");
+    // Guest 1's own change, delivered by guest 1: applied.
+    let bytes = {
+        let doc = net.nodes[1].store.doc_mut("f.txt").unwrap();
+        doc.apply_local(&[Change::insert(3, "d")]);
+        doc.take_outgoing().unwrap()
+    };
+    let sync = |changes: Vec<u8>| {
+        lshed::session::protocol::encode_msg(&GuestToHost::Sync {
+            path: "f.txt".into(),
+            changes,
+        })
+        .unwrap()
+    };
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::Message {
+                from: 1,
+                bytes: sync(bytes.clone()),
+            },
+            &mut host.store,
+        );
+    }
+    net.collect();
+    assert_eq!(net.text(0, "f.txt").unwrap(), "abcd");
+    // The same change replayed by guest 2: guest 1's identity, dropped.
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::Message {
+                from: 2,
+                bytes: sync(bytes),
+            },
+            &mut host.store,
+        );
+    }
+    let cmds = net.collect();
+    assert!(cmds
+        .iter()
+        .any(|(_, c)| matches!(c, NetCommand::Drop { to: 2, .. })));
+    // A change made under the host's own actor, sent by guest 1: dropped too.
+    let host_bytes = {
+        let doc = net.nodes[0].store.doc_mut("f.txt").unwrap();
+        let mut fork = lshed::doc::Document::from_shared(
+            lshed::doc::SharedState::load(
+                &doc.save_crdt().unwrap(),
+                doc.shared_state().unwrap().actor().clone(),
+            )
+            .unwrap(),
+        );
+        fork.apply_local(&[Change::insert(0, "X")]);
+        fork.take_outgoing().unwrap()
+    };
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::Message {
+                from: 1,
+                bytes: sync(host_bytes),
+            },
+            &mut host.store,
+        );
+    }
+    let cmds = net.collect();
+    assert!(cmds
+        .iter()
+        .any(|(_, c)| matches!(c, NetCommand::Drop { to: 1, .. })));
+    assert_eq!(net.text(0, "f.txt").unwrap(), "abcd");
+}

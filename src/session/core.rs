@@ -55,7 +55,7 @@
 //!
 //! May depend on: `doc`, `net`, `workspace`, `config`, and the sibling modules.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -95,6 +95,10 @@ struct SharedFile {
     /// guests opening an unchanged file share it instead of paying for
     /// another `save_crdt` (about 0.2 s per MB) on the host's UI thread.
     snapshot: Option<(u64, std::sync::Arc<Vec<u8>>)>,
+    /// Which guest each automerge actor's changes came from first. automerge
+    /// changes are not signed, so a guest could otherwise send changes
+    /// under the host's or another guest's actor id.
+    actors: HashMap<ActorId, ParticipantId>,
 }
 
 #[derive(Debug)]
@@ -834,6 +838,32 @@ impl SessionCore {
                     message: "you are read-only: your edit was not applied".into(),
                 },
             );
+        }
+        let actors = match crate::doc::change_actors(&changes) {
+            Ok(a) => a,
+            Err(e) => return self.drop_guest(from, &format!("bad changes to {path}: {e}")),
+        };
+        let Some(doc) = store.doc_mut(&path) else {
+            return self.refuse(from, format!("edit {path}"), format!("{path} is not open"));
+        };
+        let host_actor = doc.shared_state().map(|st| st.actor().clone());
+        let owners = self
+            .host_mut()
+            .and_then(|h| h.files.get_mut(&path))
+            .map(|f| &mut f.actors);
+        if let Some(owners) = owners {
+            let stolen = actors.iter().any(|a| {
+                Some(a) == host_actor.as_ref() || owners.get(a).is_some_and(|o| *o != from)
+            });
+            if stolen {
+                return self.drop_guest(
+                    from,
+                    &format!("changes to {path} under someone else's identity"),
+                );
+            }
+            for a in actors {
+                owners.insert(a, from);
+            }
         }
         let Some(doc) = store.doc_mut(&path) else {
             return self.refuse(from, format!("edit {path}"), format!("{path} is not open"));
