@@ -874,10 +874,10 @@ impl Highlighter {
     fn checkpoint(&mut self, line: usize, state: &State, exact: bool) {
         if exact {
             let _ = self.resolve_stale(line, state, line);
-            if line % CHECKPOINT_INTERVAL == 0 {
+            if line.is_multiple_of(CHECKPOINT_INTERVAL) {
                 self.exact.entry(line).or_insert_with(|| state.clone());
             }
-        } else if line % CHECKPOINT_INTERVAL == 0 {
+        } else if line.is_multiple_of(CHECKPOINT_INTERVAL) {
             self.approx.entry(line).or_insert_with(|| state.clone());
         }
     }
