@@ -393,3 +393,15 @@ fn hidden_buffers_are_not_tabs() {
     keys(&mut app, "<A-right>");
     assert_eq!(app.editor.active, Some(0));
 }
+
+#[test]
+fn closing_find_forgets_the_query_so_typing_does_not_search() {
+    let dir = folder(&[("t.txt", "cat dog cat")]);
+    let mut app = app_at(&dir.path().join("t.txt"));
+    keys(&mut app, "<C-f>cat<esc>");
+    assert!(app.find.is_none());
+    assert_eq!(app.editor.buffer().unwrap().matches.query(), "");
+    // F3 still searches again for what is selected / asked.
+    keys(&mut app, "<C-f>dog<esc><F3>");
+    assert!(app.find.is_some(), "F3 with no query opens the find bar");
+}

@@ -748,6 +748,12 @@ impl Buffer {
         self.last_edit = None;
     }
 
+    /// A move that is not up/down: the wanted column is forgotten.
+    fn jump(&mut self, pos: usize, extend: bool) {
+        self.move_to(pos, extend);
+        self.preferred_col = None;
+    }
+
     /// Left arrow: collapses a selection to its start, else one grapheme.
     pub fn move_left(&mut self, extend: bool) {
         let pos = if !extend && !self.selection.is_empty() {
@@ -755,8 +761,7 @@ impl Buffer {
         } else {
             text::prev_grapheme_boundary(self.rope().slice(..), self.cursor())
         };
-        self.move_to(pos, extend);
-        self.preferred_col = None;
+        self.jump(pos, extend);
     }
 
     /// Right arrow.
@@ -766,8 +771,7 @@ impl Buffer {
         } else {
             text::next_grapheme_boundary(self.rope().slice(..), self.cursor())
         };
-        self.move_to(pos, extend);
-        self.preferred_col = None;
+        self.jump(pos, extend);
     }
 
     /// Up/down by `delta` lines, keeping the visual column.
@@ -803,8 +807,7 @@ impl Buffer {
         } else {
             start + indent
         };
-        self.move_to(pos, extend);
-        self.preferred_col = None;
+        self.jump(pos, extend);
     }
 
     /// End of line.
@@ -812,35 +815,30 @@ impl Buffer {
         let rope = self.rope();
         let line = rope.char_to_line(self.cursor());
         let pos = rope.line_to_char(line) + text::line_len(rope, line);
-        self.move_to(pos, extend);
-        self.preferred_col = None;
+        self.jump(pos, extend);
     }
 
     /// Ctrl+Left.
     pub fn move_word_left(&mut self, extend: bool) {
         let pos = text::prev_word_boundary(self.rope(), self.cursor());
-        self.move_to(pos, extend);
-        self.preferred_col = None;
+        self.jump(pos, extend);
     }
 
     /// Ctrl+Right.
     pub fn move_word_right(&mut self, extend: bool) {
         let pos = text::next_word_boundary(self.rope(), self.cursor());
-        self.move_to(pos, extend);
-        self.preferred_col = None;
+        self.jump(pos, extend);
     }
 
     /// Ctrl+Home.
     pub fn move_doc_start(&mut self, extend: bool) {
-        self.move_to(0, extend);
-        self.preferred_col = None;
+        self.jump(0, extend);
     }
 
     /// Ctrl+End.
     pub fn move_doc_end(&mut self, extend: bool) {
         let len = self.rope().len_chars();
-        self.move_to(len, extend);
-        self.preferred_col = None;
+        self.jump(len, extend);
     }
 
     /// Selects everything.
@@ -876,8 +874,7 @@ impl Buffer {
             Some(c) => text::char_at_visual_col(rope, line, c.saturating_sub(1), self.tab_width),
             None => rope.line_to_char(line),
         };
-        self.move_to(pos, false);
-        self.preferred_col = None;
+        self.jump(pos, false);
     }
 
     // ---- disk -----------------------------------------------------------

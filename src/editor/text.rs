@@ -7,6 +7,12 @@ use ropey::{Rope, RopeSlice};
 use unicode_segmentation::{GraphemeCursor, GraphemeIncomplete, UnicodeSegmentation};
 use unicode_width::UnicodeWidthStr;
 
+/// Gives the cursor the chunk that ends at byte `n` (it asked to look back).
+fn provide_context(cursor: &mut GraphemeCursor, slice: RopeSlice, n: usize) {
+    let (ctx, ctx_start, _, _) = slice.chunk_at_byte(n.saturating_sub(1));
+    cursor.provide_context(&ctx[..n - ctx_start], ctx_start);
+}
+
 /// The next grapheme boundary after `char_idx` (or the end of the text).
 pub fn next_grapheme_boundary(slice: RopeSlice, char_idx: usize) -> usize {
     let len = slice.len_chars();
@@ -33,10 +39,7 @@ pub fn next_grapheme_boundary(slice: RopeSlice, char_idx: usize) -> usize {
                 chunk = c;
                 chunk_start = s;
             }
-            Err(GraphemeIncomplete::PreContext(n)) => {
-                let (ctx, ctx_start, _, _) = slice.chunk_at_byte(n.saturating_sub(1));
-                cursor.provide_context(&ctx[..n - ctx_start], ctx_start);
-            }
+            Err(GraphemeIncomplete::PreContext(n)) => provide_context(&mut cursor, slice, n),
             Err(_) => break,
         }
     }
@@ -69,10 +72,7 @@ pub fn prev_grapheme_boundary(slice: RopeSlice, char_idx: usize) -> usize {
                 chunk = c;
                 chunk_start = s;
             }
-            Err(GraphemeIncomplete::PreContext(n)) => {
-                let (ctx, ctx_start, _, _) = slice.chunk_at_byte(n.saturating_sub(1));
-                cursor.provide_context(&ctx[..n - ctx_start], ctx_start);
-            }
+            Err(GraphemeIncomplete::PreContext(n)) => provide_context(&mut cursor, slice, n),
             Err(_) => break,
         }
     }

@@ -998,7 +998,8 @@ impl App {
         let shift = key.modifiers.contains(KeyModifiers::SHIFT);
         match key.code {
             KeyCode::Esc => {
-                self.find = None;
+                // Closing the bar forgets the query (and its highlights).
+                self.run(Command::Escape);
                 return true;
             }
             KeyCode::Enter if alt => {

@@ -229,9 +229,12 @@ impl App {
             let content = text::line_without_break(rope, line);
             let line_end = line_start + content.len_chars();
             let is_cursor_line = line == cursor_line;
-            let matches = buf
-                .matches
-                .in_range(line_start, line_end.max(line_start + 1));
+            let matches: &[(usize, usize)] = if find_open {
+                buf.matches
+                    .in_range(line_start, line_end.max(line_start + 1))
+            } else {
+                &[]
+            };
             // Lay out graphemes into rows.
             let row_w = text_area.width as usize;
             let first_row = rows.len();
