@@ -48,11 +48,20 @@ use automerge::{
     PatchAction, PatchLog, ReadDoc, ScalarValueRef, TextEncoding, Value, ValueRef, ROOT,
 };
 use ropey::Rope;
+use std::collections::{HashMap, HashSet};
 
 /// Size of the chunks a buffer is cut into when it becomes shared.
 pub const CHUNK_CHARS: usize = 1024;
 /// A chunk this long no longer takes text typed at its edges.
 pub const CHUNK_FULL_CHARS: usize = 2 * CHUNK_CHARS;
+/// The layout owner splits a chunk once this many chars have been inserted
+/// into or deleted from it (counting its initial text): applying a remote
+/// op costs time linear in the ops of its chunk, so this bounds a remote
+/// keystroke at about 0.5 ms on our machines, however long the session.
+pub const SPLIT_CHURN: usize = 4 * CHUNK_CHARS;
+/// Deepest nesting of groups followed when reading the layout (only a
+/// hostile peer nests deeper than a few levels).
+const MAX_GROUP_DEPTH: usize = 64;
 
 const FORMAT_KEY: &str = "lshed";
 const FORMAT_VERSION: i64 = 1;
@@ -61,7 +70,7 @@ const CHUNKS_KEY: &str = "chunks";
 /// instead of being logged change by change.
 const BIG_SYNC_BYTES: usize = 64 * 1024;
 
-/// One element of the `chunks` list.
+/// One chunk: a leaf of the layout tree, in document order.
 #[derive(Debug, Clone)]
 struct Chunk {
     /// The Text object; `None` for an element that is not text (only a
@@ -69,6 +78,25 @@ struct Chunk {
     obj: Option<ObjId>,
     /// Its length in chars.
     len: usize,
+    /// The list it is an element of (`chunks` or a group).
+    parent: ObjId,
+    /// Chars inserted and deleted since it was made, its initial text
+    /// included: a stand-in for the size of its automerge history.
+    churn: usize,
+}
+
+/// What the layout owner remembers of a chunk it split, to move edits that
+/// others made to it concurrently (and undo entries that still name it)
+/// onto the chunks that replaced it.
+#[derive(Debug, Clone)]
+struct Retired {
+    /// Its text as of the last repair.
+    text: Vec<char>,
+    /// For each char of `text`, the char of the owner's actor that stands
+    /// for it in the new layout: (chunk object, op counter).
+    refs: Vec<(ObjId, u64)>,
+    /// Where text goes when nothing of `refs` is left to anchor it.
+    home: ObjId,
 }
 
 /// The automerge state of a shared document, with the chunk table that maps
@@ -98,6 +126,20 @@ pub struct SharedState {
     checkpoint: Vec<u8>,
     /// Changes known to be good since `checkpoint`, local and remote.
     log: Vec<Vec<u8>>,
+    /// Group lists of the layout (chunks that were split).
+    groups: HashSet<ObjId>,
+    /// Text objects that were chunks and have been replaced by a group.
+    /// Their patches are ignored; edits to them are the owner's to move.
+    retired_ids: HashSet<ObjId>,
+    /// Whether this replica owns the layout (it built the state from text:
+    /// the host). Only the owner splits chunks, so splits never conflict.
+    splitter: bool,
+    /// Owner only: the chunks it split.
+    retired: HashMap<ObjId, Retired>,
+    /// Owner only: retired chunks changed since the last repair.
+    dirty: Vec<ObjId>,
+    /// Churn past which the owner splits a chunk ([`SPLIT_CHURN`]).
+    split_churn: usize,
 }
 
 /// What a remote apply did: the rope changes made (always valid, even on
@@ -272,6 +314,8 @@ impl SharedState {
                 chunks.push(Chunk {
                     obj: Some(obj),
                     len: end - start,
+                    parent: list.clone(),
+                    churn: end - start,
                 });
                 start = end;
                 if start >= n {
@@ -301,6 +345,12 @@ impl SharedState {
             log_bytes: 0,
             checkpoint,
             log: Vec::new(),
+            groups: HashSet::new(),
+            retired_ids: HashSet::new(),
+            splitter: true,
+            retired: HashMap::new(),
+            dirty: Vec::new(),
+            split_churn: SPLIT_CHURN,
         })
     }
 
@@ -318,6 +368,12 @@ impl SharedState {
             log_bytes: 0,
             checkpoint: Vec::new(),
             log: Vec::new(),
+            groups: HashSet::new(),
+            retired_ids: HashSet::new(),
+            splitter: false,
+            retired: HashMap::new(),
+            dirty: Vec::new(),
+            split_churn: SPLIT_CHURN,
         }
     }
 
@@ -341,6 +397,12 @@ impl SharedState {
             log_bytes: 0,
             checkpoint: bytes.to_vec(),
             log: Vec::new(),
+            groups: HashSet::new(),
+            retired_ids: HashSet::new(),
+            splitter: false,
+            retired: HashMap::new(),
+            dirty: Vec::new(),
+            split_churn: SPLIT_CHURN,
         };
         state.rebuild_table();
         if state.list.is_none() && !state.am.get_heads().is_empty() {
@@ -441,6 +503,23 @@ impl SharedState {
         Ok(())
     }
 
+    /// Whether this replica owns the layout (built the state from text) and
+    /// so splits chunks.
+    pub fn owns_layout(&self) -> bool {
+        self.splitter
+    }
+
+    /// Sets the churn past which the layout owner splits a chunk (default
+    /// [`SPLIT_CHURN`]); tests use small values to split often.
+    pub fn set_split_churn(&mut self, churn: usize) {
+        self.split_churn = churn.max(1);
+    }
+
+    /// Chunks split so far that this replica knows of.
+    pub fn retired_count(&self) -> usize {
+        self.retired_ids.len()
+    }
+
     /// Length of the longest chunk, in chars (for diagnostics).
     pub fn longest_chunk(&self) -> usize {
         self.chunks.iter().map(|c| c.len).max().unwrap_or(0)
@@ -458,27 +537,27 @@ impl SharedState {
         Some(msg)
     }
 
-    /// Re-reads the chunk table from automerge.
+    /// Re-reads the chunk table (the leaves of the layout tree, in order)
+    /// from automerge. Chunks that were in the table and are no longer are
+    /// remembered as retired.
     fn rebuild_table(&mut self) {
         self.list = match self.am.get(ROOT, CHUNKS_KEY) {
             Ok(Some((Value::Object(ObjType::List), id))) => Some(id),
             _ => None,
         };
-        self.chunks.clear();
+        let old: Vec<ObjId> = self.chunks.drain(..).filter_map(|c| c.obj).collect();
+        self.groups.clear();
         self.len = 0;
-        if let Some(list) = &self.list {
-            for item in self.am.list_range(list, ..) {
-                let chunk = match item.value {
-                    ValueRef::Object(ObjType::Text) => {
-                        let id = item.id();
-                        let len = self.am.length(&id);
-                        Chunk { obj: Some(id), len }
-                    }
-                    _ => Chunk { obj: None, len: 0 },
-                };
-                self.len += chunk.len;
-                self.chunks.push(chunk);
-            }
+        if let Some(list) = self.list.clone() {
+            let mut chunks = Vec::new();
+            walk_layout(&self.am, &list, 0, &mut chunks, &mut self.groups);
+            self.len = chunks.iter().map(|c| c.len).sum();
+            self.chunks = chunks;
+        }
+        if !old.is_empty() {
+            let now: HashSet<&ObjId> = self.chunks.iter().filter_map(|c| c.obj.as_ref()).collect();
+            let gone: Vec<ObjId> = old.into_iter().filter(|o| !now.contains(o)).collect();
+            self.retired_ids.extend(gone);
         }
     }
 
@@ -532,14 +611,122 @@ impl SharedState {
         };
         let raws: Vec<Vec<u8>> = decoded.iter().map(|(_, raw)| raw.to_vec()).collect();
         let changes: Vec<automerge::Change> = decoded.into_iter().map(|(c, _)| c).collect();
+        self.note_retired_edits(&changes);
         let mut plog = PatchLog::active();
         let am = &mut self.am;
         let outcome = contain(WHAT, || am.apply_changes_log_patches(changes, &mut plog));
-        self.finish_remote(rope, outcome, plog, WHAT, |s| {
+        let mut remote = self.finish_remote(rope, outcome, plog, WHAT, |s| {
             for raw in raws {
                 s.log_raw(raw);
             }
-        })
+        });
+        remote.changes.extend(self.maintain(rope));
+        remote
+    }
+
+    /// Layout owner: queues for repair the retired chunks that `changes`
+    /// touch (made by peers that had not seen the split yet, or their undo).
+    fn note_retired_edits(&mut self, changes: &[automerge::Change]) {
+        if !self.splitter || self.retired.is_empty() {
+            return;
+        }
+        for change in changes {
+            let Ok(expanded) = contain("change", || change.decode()) else {
+                continue;
+            };
+            for op in expanded.operations {
+                if let automerge::legacy::ObjectId::Id(automerge::legacy::OpId(ctr, actor)) = op.obj
+                {
+                    let id = ObjId::Id(ctr, actor, 0);
+                    if self.retired.contains_key(&id) && !self.dirty.contains(&id) {
+                        self.dirty.push(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Layout owner's upkeep after every edit and remote apply: moves edits
+    /// made to split chunks onto the chunks that replaced them, then splits
+    /// chunks whose history has grown past [`SPLIT_CHURN`]. Returns the
+    /// rope changes made (the moved edits; a split changes no text).
+    pub(crate) fn maintain(&mut self, rope: &mut Rope) -> Vec<Change> {
+        if !self.splitter {
+            self.dirty.clear();
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if !self.dirty.is_empty() {
+            let repaired = self.edit(rope, |ed| {
+                // Repairs can dirty other retired chunks (a split chunk's
+                // replacement split again); each round settles one.
+                for _ in 0..4096 {
+                    let Some(obj) = ed.dirty.pop() else { break };
+                    ed.repair(&obj)?;
+                }
+                Ok(())
+            });
+            self.dirty.clear();
+            if let Ok(((), changes)) = repaired {
+                out = changes;
+            }
+        }
+        for _ in 0..64 {
+            let Some(i) = self
+                .chunks
+                .iter()
+                .position(|c| c.churn > self.split_churn && c.obj.is_some())
+            else {
+                break;
+            };
+            if self.split(i).is_err() {
+                // Never retried: a bug here must not cost every keystroke.
+                self.chunks[i].churn = 0;
+            }
+        }
+        out
+    }
+
+    /// Replaces chunk `i` by a group of fresh chunks holding its text, as
+    /// one change. The text is unchanged; the old chunk is retired.
+    fn split(&mut self, i: usize) -> Result<(), AutomergeError> {
+        let Chunk { obj, parent, .. } = self.chunks[i].clone();
+        let Some(obj) = obj else { return Ok(()) };
+        let text = self.am.text(&obj)?;
+        let sub = self
+            .am
+            .list_range(&parent, ..)
+            .position(|item| item.id() == obj)
+            .ok_or(AutomergeError::InvalidIndex(i))?;
+        let mut tx = self.am.transaction();
+        // Pieces well under the threshold, or they would split again soon.
+        let piece = (self.split_churn / 4).clamp(1, CHUNK_CHARS);
+        match split_into_group(&mut tx, &parent, sub, &text, piece) {
+            Ok((group, chunks, refs)) => {
+                tx.commit();
+                self.unflushed = true;
+                let home = chunks
+                    .first()
+                    .and_then(|c| c.obj.clone())
+                    .unwrap_or_else(|| obj.clone());
+                self.chunks.splice(i..=i, chunks);
+                self.groups.insert(group);
+                self.retired_ids.insert(obj.clone());
+                self.retired.insert(
+                    obj,
+                    Retired {
+                        text: text.chars().collect(),
+                        refs,
+                        home,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                tx.rollback();
+                Err(e)
+            }
+        }
     }
 
     /// Common tail of every remote apply: on a panic, recover; otherwise
@@ -648,7 +835,7 @@ impl SharedState {
             peer.state = sync::State::new();
         }
         let big = bytes.len() > BIG_SYNC_BYTES;
-        self.finish_remote(rope, outcome, plog, WHAT, move |s| {
+        let mut remote = self.finish_remote(rope, outcome, plog, WHAT, |s| {
             if s.am.get_heads() == heads_before {
                 return;
             }
@@ -661,7 +848,13 @@ impl SharedState {
                     s.log_raw(c.raw_bytes().to_vec());
                 }
             }
-        })
+        });
+        if self.splitter && !self.retired.is_empty() {
+            let received: Vec<automerge::Change> = self.am.get_changes(&heads_before);
+            self.note_retired_edits(&received);
+        }
+        remote.changes.extend(self.maintain(rope));
+        remote
     }
 
     /// Turns automerge patches into rope changes, keeping the chunk table.
@@ -692,7 +885,14 @@ impl SharedState {
                 _ => Ok(()),
             };
         }
+        if self.groups.contains(&patch.obj) {
+            // Inside a group: the flat table has no cheap index for it.
+            return Err(());
+        }
         if self.list.as_ref() == Some(&patch.obj) {
+            if !self.groups.is_empty() {
+                return Err(());
+            }
             return match &patch.action {
                 PatchAction::Insert { index, values } => {
                     if *index > self.chunks.len() {
@@ -701,7 +901,16 @@ impl SharedState {
                     for (i, (value, id, _)) in values.iter().enumerate() {
                         let obj = matches!(value, Value::Object(ObjType::Text)).then(|| id.clone());
                         // A new chunk's content arrives as later patches on it.
-                        self.chunks.insert(index + i, Chunk { obj, len: 0 });
+                        let parent = patch.obj.clone();
+                        self.chunks.insert(
+                            index + i,
+                            Chunk {
+                                obj,
+                                len: 0,
+                                parent,
+                                churn: 0,
+                            },
+                        );
                     }
                     Ok(())
                 }
@@ -721,6 +930,10 @@ impl SharedState {
             };
         }
         let Some(idx) = self.index_of(&patch.obj) else {
+            if self.retired_ids.contains(&patch.obj) {
+                // Split away: the layout owner moves edits to it.
+                return Ok(());
+            }
             // A patch on an object we do not mirror: harmless unless it is
             // text we should have known about.
             return match patch.action {
@@ -737,6 +950,7 @@ impl SharedState {
                     return Err(());
                 }
                 self.chunks[idx].len += n;
+                self.chunks[idx].churn += n;
                 self.len += n;
                 self.emit(rope, out, Change::insert(base + index, text));
                 Ok(())
@@ -747,6 +961,7 @@ impl SharedState {
                     return Err(());
                 }
                 self.chunks[idx].len -= length;
+                self.chunks[idx].churn += length;
                 self.len -= length;
                 self.emit(rope, out, Change::delete(base + index, base + end));
                 Ok(())
@@ -837,6 +1052,7 @@ impl SharedState {
                 "the shared document has not arrived yet".into(),
             ));
         };
+        let actor = self.am.get_actor().clone();
         let mut tx = self.am.transaction();
         let mut ed = Editor {
             tx: &mut tx,
@@ -846,6 +1062,10 @@ impl SharedState {
             rope,
             applied: Vec::new(),
             rope_undo: Vec::new(),
+            retired_ids: &self.retired_ids,
+            retired: &mut self.retired,
+            dirty: &mut self.dirty,
+            actor,
         };
         let result = f(&mut ed);
         let Editor {
@@ -865,6 +1085,82 @@ impl SharedState {
                 self.rebuild_table();
                 Err(DocError::rejected("local edit", e))
             }
+        }
+    }
+}
+
+/// The chunks that replace a split one, and the stand-in of each char of
+/// its text.
+type Group = (ObjId, Vec<Chunk>, Vec<(ObjId, u64)>);
+
+/// Puts a new group at element `sub` of `parent` with `text` cut into
+/// chunks.
+fn split_into_group(
+    tx: &mut Transaction<'_>,
+    parent: &ObjId,
+    sub: usize,
+    text: &str,
+    piece_chars: usize,
+) -> Result<Group, AutomergeError> {
+    let group = tx.put_object(parent, sub, ObjType::List)?;
+    let mut chunks = Vec::new();
+    let mut refs = Vec::new();
+    let pieces = if text.is_empty() {
+        vec![""]
+    } else {
+        cut(text, piece_chars)
+    };
+    for (k, piece) in pieces.into_iter().enumerate() {
+        let obj = tx.insert_object(&group, k, ObjType::Text)?;
+        let n = piece.chars().count();
+        if n > 0 {
+            tx.splice_text(&obj, 0, 0, piece)?;
+            // One splice: consecutive counters from the first char's.
+            let Some((_, ObjId::Id(ctr, _, _))) = tx.get(&obj, 0)? else {
+                return Err(AutomergeError::InvalidIndex(0));
+            };
+            refs.extend((ctr..ctr + n as u64).map(|c| (obj.clone(), c)));
+        }
+        chunks.push(Chunk {
+            obj: Some(obj),
+            len: n,
+            parent: group.clone(),
+            churn: n,
+        });
+    }
+    Ok((group, chunks, refs))
+}
+
+/// Appends the leaves of layout list `list` to `out`, depth first.
+fn walk_layout(
+    am: &Automerge,
+    list: &ObjId,
+    depth: usize,
+    out: &mut Vec<Chunk>,
+    groups: &mut HashSet<ObjId>,
+) {
+    for item in am.list_range(list, ..) {
+        let id = item.id();
+        match item.value {
+            ValueRef::Object(ObjType::Text) => {
+                let len = am.length(&id);
+                out.push(Chunk {
+                    obj: Some(id),
+                    len,
+                    parent: list.clone(),
+                    churn: len,
+                });
+            }
+            ValueRef::Object(ObjType::List) if depth < MAX_GROUP_DEPTH => {
+                groups.insert(id.clone());
+                walk_layout(am, &id, depth + 1, out, groups);
+            }
+            _ => out.push(Chunk {
+                obj: None,
+                len: 0,
+                parent: list.clone(),
+                churn: 0,
+            }),
         }
     }
 }
@@ -924,6 +1220,14 @@ pub(crate) struct Editor<'t, 'a> {
     applied: Vec<Change>,
     /// Their inverses, to restore the rope if the transaction fails.
     rope_undo: Vec<Change>,
+    /// Chunks split away (see [`SharedState`]'s `retired_ids`).
+    retired_ids: &'t HashSet<ObjId>,
+    /// Owner only: what it knows of the chunks it split.
+    retired: &'t mut HashMap<ObjId, Retired>,
+    /// Retired chunks edited in this transaction.
+    dirty: &'t mut Vec<ObjId>,
+    /// This replica's actor.
+    actor: ActorId,
 }
 
 impl Editor<'_, '_> {
@@ -949,6 +1253,30 @@ impl Editor<'_, '_> {
             removed,
         ));
         self.applied.push(change);
+    }
+
+    /// Where chunk `obj` can be edited: `Ok(Some(slot))` in the table,
+    /// `Ok(None)` a retired chunk (edited in automerge only, the layout
+    /// owner moves the edit), `Err(())` neither.
+    fn slot_of(&self, obj: &ObjId) -> Result<Option<usize>, ()> {
+        match self.index_of(obj) {
+            Some(i) => Ok(Some(i)),
+            None if self.retired_ids.contains(obj) => Ok(None),
+            None => Err(()),
+        }
+    }
+
+    fn chunk_len(&self, slot: Option<usize>, obj: &ObjId) -> usize {
+        match slot {
+            Some(i) => self.chunks[i].len,
+            None => self.tx.length(obj),
+        }
+    }
+
+    fn mark_dirty(&mut self, obj: &ObjId) {
+        if !self.dirty.contains(obj) {
+            self.dirty.push(obj.clone());
+        }
     }
 
     /// Replaces `change.start..change.end` (already clamped) with its text,
@@ -996,10 +1324,7 @@ impl Editor<'_, '_> {
             };
             let anchor = self.char_id(&obj, off)?;
             let text = self.rope.slice(global..global + n).to_string();
-            self.tx.splice_text(&obj, off, n as isize, "")?;
-            self.chunks[i].len -= n;
-            *self.len -= n;
-            self.rope_apply(Change::delete(global, global + n));
+            self.delete_in(Some(i), &obj, off, n)?;
             undo.push(StableOp::Reinsert {
                 chunk: obj,
                 anchor,
@@ -1009,11 +1334,40 @@ impl Editor<'_, '_> {
         Ok(())
     }
 
+    /// Deletes `n` chars at `off` of chunk `obj`, which is at `slot` of the
+    /// table or retired.
+    fn delete_in(
+        &mut self,
+        slot: Option<usize>,
+        obj: &ObjId,
+        off: usize,
+        n: usize,
+    ) -> Result<(), AutomergeError> {
+        self.tx.splice_text(obj, off, n as isize, "")?;
+        match slot {
+            Some(i) => {
+                self.chunks[i].len -= n;
+                self.chunks[i].churn += n;
+                *self.len -= n;
+                let g = self.prefix(i) + off;
+                self.rope_apply(Change::delete(g, g + n));
+            }
+            None => self.mark_dirty(obj),
+        }
+        Ok(())
+    }
+
     /// Picks where text inserted at document offset `pos` goes: (chunk
-    /// index, offset), or `Err(list index)` for a new chunk there.
-    fn insert_target(&self, pos: usize, big: bool) -> Result<(usize, usize), usize> {
+    /// index, offset), or, for new chunks, the table index they take and
+    /// the neighbour they go after (`true`) or before.
+    #[allow(clippy::type_complexity)]
+    fn insert_target(
+        &self,
+        pos: usize,
+        big: bool,
+    ) -> Result<(usize, usize), (usize, Option<(usize, bool)>)> {
         let mut at = 0;
-        let mut after_last_candidate = None;
+        let mut candidate = None;
         for (i, c) in self.chunks.iter().enumerate() {
             if c.obj.is_none() {
                 at += c.len;
@@ -1027,14 +1381,25 @@ impl Editor<'_, '_> {
                 if c.len < CHUNK_FULL_CHARS && !big {
                     return Ok((i, pos - s));
                 }
-                after_last_candidate = Some(if pos == e { i + 1 } else { i });
+                candidate = Some(if pos == e {
+                    (i + 1, Some((i, true)))
+                } else {
+                    (i, Some((i, false)))
+                });
             }
             if s > pos {
                 break;
             }
             at = e;
         }
-        Err(after_last_candidate.unwrap_or(self.chunks.len()))
+        Err(candidate.unwrap_or((self.chunks.len(), None)))
+    }
+
+    /// Position of element `obj` in layout list `parent`.
+    fn sub_index(&self, parent: &ObjId, obj: &ObjId) -> Option<usize> {
+        self.tx
+            .list_range(parent, ..)
+            .position(|item| item.id() == *obj)
     }
 
     fn insert(
@@ -1049,37 +1414,48 @@ impl Editor<'_, '_> {
                 let Some(obj) = self.chunks[i].obj.clone() else {
                     return Ok(());
                 };
-                self.insert_in(i, &obj, off, text, undo)
+                self.insert_in(Some(i), &obj, off, text, undo)
             }
-            Err(mut list_index) => {
+            Err((mut slot, neighbour)) => {
                 // At a boundary with full neighbours (or a large paste):
-                // new chunks, cut to the normal size.
-                let mut global = pos;
+                // new chunks, cut to the normal size, in the neighbour's list.
+                let (parent, mut sub) = match neighbour {
+                    Some((n, after)) => {
+                        let parent = self.chunks[n].parent.clone();
+                        let at = self.chunks[n]
+                            .obj
+                            .as_ref()
+                            .and_then(|obj| self.sub_index(&parent, obj))
+                            .ok_or(AutomergeError::InvalidIndex(n))?;
+                        (parent, if after { at + 1 } else { at })
+                    }
+                    None => (self.list.clone(), self.tx.length(self.list)),
+                };
                 for piece in cut(text, CHUNK_CHARS) {
-                    let obj = self
-                        .tx
-                        .insert_object(self.list, list_index, ObjType::Text)?;
+                    let obj = self.tx.insert_object(&parent, sub, ObjType::Text)?;
                     self.chunks.insert(
-                        list_index,
+                        slot,
                         Chunk {
                             obj: Some(obj.clone()),
                             len: 0,
+                            parent: parent.clone(),
+                            churn: 0,
                         },
                     );
-                    self.insert_in(list_index, &obj, 0, piece, undo)?;
-                    global += piece.chars().count();
-                    list_index += 1;
+                    self.insert_in(Some(slot), &obj, 0, piece, undo)?;
+                    slot += 1;
+                    sub += 1;
                 }
-                debug_assert!(global >= pos);
                 Ok(())
             }
         }
     }
 
-    /// Inserts `text` into chunk `i` (object `obj`) at offset `off`.
+    /// Inserts `text` into chunk `obj` (at `slot` of the table, or retired)
+    /// at offset `off`.
     fn insert_in(
         &mut self,
-        i: usize,
+        slot: Option<usize>,
         obj: &ObjId,
         off: usize,
         text: &str,
@@ -1092,10 +1468,16 @@ impl Editor<'_, '_> {
         let ops_before = self.tx.pending_ops();
         self.tx.splice_text(obj, off, 0, text)?;
         let ops = (self.tx.pending_ops() - ops_before) as u64;
-        self.chunks[i].len += n;
-        *self.len += n;
-        let global = self.prefix(i) + off;
-        self.rope_apply(Change::insert(global, text));
+        match slot {
+            Some(i) => {
+                self.chunks[i].len += n;
+                self.chunks[i].churn += n;
+                *self.len += n;
+                let global = self.prefix(i) + off;
+                self.rope_apply(Change::insert(global, text));
+            }
+            None => self.mark_dirty(obj),
+        }
         // The splice's insert ops have consecutive counters from the first
         // char's; only that one is looked up.
         let first = self.char_id(obj, off)?;
@@ -1117,6 +1499,8 @@ impl Editor<'_, '_> {
 
     /// Applies one undo/redo operation; pushes its inverse onto `inverse`.
     /// An operation whose chunk or cursor no longer resolves is skipped.
+    /// On a chunk that was split, the operation edits the old chunk and the
+    /// layout owner moves the edit onto the new ones (see `repair`).
     pub(crate) fn apply_stable(
         &mut self,
         op: &StableOp,
@@ -1128,10 +1512,10 @@ impl Editor<'_, '_> {
                 actor,
                 counters,
             } => {
-                let Some(i) = self.index_of(chunk) else {
+                let Ok(slot) = self.slot_of(chunk) else {
                     return Ok(());
                 };
-                let clen = self.chunks[i].len;
+                let clen = self.chunk_len(slot, chunk);
                 let first = CharId {
                     ctr: *counters.start(),
                     actor: actor.clone(),
@@ -1179,11 +1563,7 @@ impl Editor<'_, '_> {
                 }
                 for (s, e, text) in runs.into_iter().rev() {
                     let anchor = self.char_id(chunk, s)?;
-                    self.tx.splice_text(chunk, s, (e - s) as isize, "")?;
-                    self.chunks[i].len -= e - s;
-                    *self.len -= e - s;
-                    let g = self.prefix(i);
-                    self.rope_apply(Change::delete(g + s, g + e));
+                    self.delete_in(slot, chunk, s, e - s)?;
                     inverse.push(StableOp::Reinsert {
                         chunk: chunk.clone(),
                         anchor,
@@ -1197,7 +1577,7 @@ impl Editor<'_, '_> {
                 anchor,
                 text,
             } => {
-                let Some(i) = self.index_of(chunk) else {
+                let Ok(slot) = self.slot_of(chunk) else {
                     return Ok(());
                 };
                 let Some(cursor) = anchor.cursor() else {
@@ -1206,10 +1586,103 @@ impl Editor<'_, '_> {
                 let Ok(p) = self.tx.get_cursor_position(chunk, &cursor, None) else {
                     return Ok(());
                 };
-                let p = p.min(self.chunks[i].len);
-                self.insert_in(i, chunk, p, text, inverse)
+                let p = p.min(self.chunk_len(slot, chunk));
+                self.insert_in(slot, chunk, p, text, inverse)
             }
         }
+    }
+
+    /// Layout owner: moves what changed in retired chunk `obj` since the
+    /// last repair (edits made concurrently with its split, undo entries
+    /// that named it) onto the chars that replaced its text.
+    pub(crate) fn repair(&mut self, obj: &ObjId) -> Result<(), AutomergeError> {
+        let Some(mut rec) = self.retired.remove(obj) else {
+            return Ok(());
+        };
+        let result = self.repair_with(obj, &mut rec);
+        self.retired.insert(obj.clone(), rec);
+        result
+    }
+
+    fn repair_with(&mut self, obj: &ObjId, rec: &mut Retired) -> Result<(), AutomergeError> {
+        let now: Vec<char> = self.tx.text(obj)?.chars().collect();
+        let old = &rec.text;
+        let pre = old.iter().zip(&now).take_while(|(a, b)| a == b).count();
+        let room = old.len().min(now.len()) - pre;
+        let suf = old
+            .iter()
+            .rev()
+            .zip(now.iter().rev())
+            .take(room)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let (del_end, ins_end) = (old.len() - suf, now.len() - suf);
+        if pre == del_end && pre == ins_end {
+            return Ok(());
+        }
+        // Chars deleted from the old chunk: delete their stand-ins that are
+        // still there (others may have deleted some already).
+        for k in (pre..del_end).rev() {
+            let (piece, ctr) = rec.refs[k].clone();
+            let Ok(slot) = self.slot_of(&piece) else {
+                continue;
+            };
+            if let Some((pos, true)) = self.locate(&piece, ctr) {
+                self.delete_in(slot, &piece, pos, 1)?;
+            }
+        }
+        // Chars inserted: after the stand-in of the char before them.
+        let n = ins_end - pre;
+        let mut refs = Vec::with_capacity(n);
+        if n > 0 {
+            let text: String = now[pre..ins_end].iter().collect();
+            let (piece, pos) = self.anchor_for(rec, pre, del_end);
+            if let Ok(slot) = self.slot_of(&piece) {
+                let mut made = Vec::new();
+                let pos = pos.min(self.chunk_len(slot, &piece));
+                self.insert_in(slot, &piece, pos, &text, &mut made)?;
+                if let Some(StableOp::RemoveInserted { counters, .. }) = made.first() {
+                    refs.extend(counters.clone().map(|c| (piece.clone(), c)));
+                }
+            }
+        }
+        // Keep `refs` aligned with `text` whatever happened (a stand-in
+        // that cannot be located is skipped later).
+        refs.resize(n, (rec.home.clone(), 0));
+        rec.text
+            .splice(pre..del_end, now[pre..ins_end].iter().copied());
+        rec.refs.splice(pre..del_end, refs);
+        Ok(())
+    }
+
+    /// Where the owner's char `ctr` in `piece` is now, and whether it is
+    /// still there (a deleted char resolves to where it was).
+    fn locate(&self, piece: &ObjId, ctr: u64) -> Option<(usize, bool)> {
+        let cursor = CharId {
+            ctr,
+            actor: self.actor.clone(),
+        }
+        .cursor()?;
+        let pos = self.tx.get_cursor_position(piece, &cursor, None).ok()?;
+        let alive = matches!(self.tx.get(piece, pos), Ok(Some((_, ObjId::Id(c, ref a, _))))
+            if c == ctr && *a == self.actor);
+        Some((pos, alive))
+    }
+
+    /// Where text that goes at `pre` of a retired chunk's text (after its
+    /// chars `pre..del_end` were deleted) goes in the new layout.
+    fn anchor_for(&self, rec: &Retired, pre: usize, del_end: usize) -> (ObjId, usize) {
+        if let Some((piece, ctr)) = pre.checked_sub(1).and_then(|k| rec.refs.get(k)) {
+            if let Some((pos, alive)) = self.locate(piece, *ctr) {
+                return (piece.clone(), if alive { pos + 1 } else { pos });
+            }
+        }
+        if let Some((piece, ctr)) = rec.refs.get(del_end) {
+            if let Some((pos, _)) = self.locate(piece, *ctr) {
+                return (piece.clone(), pos);
+            }
+        }
+        (rec.home.clone(), 0)
     }
 }
 

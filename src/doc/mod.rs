@@ -113,7 +113,9 @@ mod undo;
 
 pub use automerge::ActorId;
 pub use change::{Assoc, Change};
-pub use crdt::{change_actors, PeerSync, SharedState, StablePos, CHUNK_CHARS, CHUNK_FULL_CHARS};
+pub use crdt::{
+    change_actors, PeerSync, SharedState, StablePos, CHUNK_CHARS, CHUNK_FULL_CHARS, SPLIT_CHURN,
+};
 pub use error::DocError;
 pub use history::History;
 
@@ -405,6 +407,11 @@ impl Document {
             // `edit` left both sides as they were, so the edit is dropped.
             if let Ok(((), applied)) = result {
                 self.revision += applied.len() as u64;
+                // Splits a chunk this edit made too big (host); never
+                // changes text here (only undo and remote edits reach
+                // retired chunks).
+                let moved = shared.maintain(&mut self.rope);
+                self.revision += moved.len() as u64;
                 if !undo.is_empty() {
                     undo.reverse();
                     self.history
@@ -469,7 +476,10 @@ impl Document {
                 true => self.apply_group_shared(&group)?,
                 false => self.apply_group_plain(&group),
             };
+            // (A shared group can act without changing the rope here: an
+            // undo in a chunk the host split reaches the text via the host.)
             if applied.is_empty()
+                && inverse.is_empty()
                 && (undo && self.history.can_undo() || !undo && self.history.can_redo())
             {
                 continue;
@@ -517,7 +527,11 @@ impl Document {
             Ok(())
         });
         // On error `edit` left both sides untouched; the group is dropped.
-        let ((), applied) = result.ok()?;
+        let ((), mut applied) = result.ok()?;
+        // Undo of text in a chunk that was split edits the old chunk; the
+        // host moves that onto the new chunks here (a guest's undo reaches
+        // the host, which moves it and sends the result).
+        applied.extend(shared.maintain(&mut self.rope));
         self.revision += applied.len() as u64;
         inverse.reverse();
         Some((applied, inverse.into_iter().map(UndoOp::Stable).collect()))
@@ -600,6 +614,12 @@ impl Document {
     /// the position belongs to another document.
     pub fn resolve(&self, pos: &StablePos) -> Option<usize> {
         self.shared.as_ref()?.resolve(pos)
+    }
+
+    /// The CRDT state, mutably (tuning and diagnostics; edits go through
+    /// the document).
+    pub fn shared_state_mut(&mut self) -> Option<&mut SharedState> {
+        self.shared.as_deref_mut()
     }
 
     /// Full save of the CRDT state (load with [`SharedState::load`]).
