@@ -177,8 +177,24 @@ impl Net {
         true
     }
 
+    /// Delivers everything, letting every node finish its document work
+    /// (CRDT builds, loads, large messages) whenever the links run dry.
     fn pump_all(&mut self) {
-        while self.deliver_one() {}
+        loop {
+            while self.deliver_one() {}
+            self.settle();
+            if self.links.iter().all(|l| l.2.is_empty()) {
+                return;
+            }
+        }
+    }
+
+    /// Every node's pending document work, done and taken in.
+    fn settle(&mut self) {
+        for n in &mut self.nodes {
+            n.core.wait_for_doc_work(&mut n.store);
+        }
+        self.collect();
     }
 
     fn text(&self, node: usize, path: &str) -> Option<String> {
