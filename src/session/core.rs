@@ -1339,10 +1339,8 @@ impl SessionCore {
     }
 
     fn guest_message(&mut self, msg: HostToGuest, store: &mut dyn DocStore) {
-        if let HostToGuest::Opened { path, .. }
-        | HostToGuest::OpenedState { path, .. }
-        | HostToGuest::Sync { path, .. } = &msg
-        {
+        // (A `Sync` waits in `apply_sync`.)
+        if let HostToGuest::Opened { path, .. } | HostToGuest::OpenedState { path, .. } = &msg {
             if self.jobs.contains_key(path) {
                 let path = path.clone();
                 return self.defer(path, Deferred::FromHost(msg));
