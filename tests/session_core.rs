@@ -774,10 +774,10 @@ fn a_sync_arriving_while_the_snapshot_loads_is_applied_after_it() {
         assert!(doc.is_read_only() && !doc.is_shared());
         assert_eq!(doc.rope().to_string(), "abc\n");
     }
-    assert!(!net
-        .events(1)
-        .iter()
-        .any(|e| matches!(e, SessionEvent::FileReady { .. } | SessionEvent::Error { .. })));
+    assert!(!net.events(1).iter().any(|e| matches!(
+        e,
+        SessionEvent::FileReady { .. } | SessionEvent::Error { .. }
+    )));
     {
         let g = &mut net.nodes[1];
         g.core.wait_for_doc_work(&mut g.store);
@@ -785,9 +785,9 @@ fn a_sync_arriving_while_the_snapshot_loads_is_applied_after_it() {
     assert!(!net.nodes[1].core.doc_work_pending("f.txt"));
     assert_eq!(net.text(1, "f.txt").unwrap(), "<abcd\n");
     let events = net.events(1);
-    assert!(events
-        .iter()
-        .any(|e| matches!(e, SessionEvent::FileReady { path, read_only: false } if path == "f.txt")));
+    assert!(events.iter().any(
+        |e| matches!(e, SessionEvent::FileReady { path, read_only: false } if path == "f.txt")
+    ));
     assert!(!events
         .iter()
         .any(|e| matches!(e, SessionEvent::Error { .. })));
@@ -875,10 +875,10 @@ fn a_large_message_is_applied_on_a_worker_and_later_ones_wait_for_it() {
         .events(2)
         .iter()
         .any(|e| matches!(e, SessionEvent::Error { .. })));
-    assert!(!net
-        .events(0)
-        .iter()
-        .any(|e| matches!(e, SessionEvent::Error { .. } | SessionEvent::ParticipantLeft { .. })));
+    assert!(!net.events(0).iter().any(|e| matches!(
+        e,
+        SessionEvent::Error { .. } | SessionEvent::ParticipantLeft { .. }
+    )));
     // Everyone still edits together.
     net.edit(2, "f.txt", Change::insert(0, "2"));
     net.edit(0, "f.txt", Change::insert(0, "0"));
@@ -912,7 +912,9 @@ fn results_arriving_after_the_session_ended_are_dropped() {
         .map(|(_, c)| c)
         .chain(net.nodes[0].core.take_commands())
         .collect();
-    assert!(!after_end.iter().any(|c| matches!(c, NetCommand::Send { .. })));
+    assert!(!after_end
+        .iter()
+        .any(|c| matches!(c, NetCommand::Send { .. })));
     assert!(!net
         .queued_to_guest(1)
         .iter()

@@ -1186,9 +1186,9 @@ impl SessionCore {
         let Some(doc) = store.doc_mut(path) else {
             return self.send_snapshot(&waiters, path, None);
         };
-        match result.and_then(|(state, bytes)| {
-            doc.attach(state, Attach::KeepLocalText).map(|_| bytes)
-        }) {
+        match result
+            .and_then(|(state, bytes)| doc.attach(state, Attach::KeepLocalText).map(|_| bytes))
+        {
             Ok(bytes) => {
                 let bytes = std::sync::Arc::new(bytes);
                 if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
@@ -1201,7 +1201,11 @@ impl SessionCore {
             }
             Err(e) => {
                 for w in waiters {
-                    self.refuse(w, format!("open {path}"), format!("cannot share {path}: {e}"));
+                    self.refuse(
+                        w,
+                        format!("open {path}"),
+                        format!("cannot share {path}: {e}"),
+                    );
                 }
             }
         }
@@ -1216,7 +1220,11 @@ impl SessionCore {
         match kind {
             PendingKind::Build { waiters, .. } => {
                 for w in waiters {
-                    self.refuse(w, format!("open {path}"), "the host could not share it".into());
+                    self.refuse(
+                        w,
+                        format!("open {path}"),
+                        "the host could not share it".into(),
+                    );
                 }
             }
             PendingKind::Apply { .. } if self.is_host() => {

@@ -64,12 +64,12 @@ pub(super) enum Output {
 impl Job {
     fn run(self) -> Output {
         match self {
-            Job::Build { text, actor } => Output::Built(SharedState::build(&text, actor).map(
-                |mut state| {
+            Job::Build { text, actor } => {
+                Output::Built(SharedState::build(&text, actor).map(|mut state| {
                     let bytes = state.save();
                     (state, bytes)
-                },
-            )),
+                }))
+            }
             Job::Load { state } => Output::Loaded(SharedState::load(&state, ActorId::random())),
             Job::Apply { mut doc, changes } => {
                 let result = doc.apply_remote(&changes);
