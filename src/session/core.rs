@@ -11,16 +11,47 @@
 //! The host is the hub: a guest's changes are applied to the host's
 //! document and forwarded, as the same bytes, to every *other* guest that
 //! has the file open; the host's own changes go to every viewer. Each guest
-//! gets a file with `Opened` (its text, sent before the snapshot is made),
-//! then `OpenedState` (the CRDT snapshot, cached per document revision so
-//! several guests opening an unchanged file cost one `save_crdt`), then
-//! every later change of it in order on the same stream. The guest adopts a
-//! read-only `Document::loading` at `Opened` (`SessionEvent::FileOpened`),
-//! and `poll` returns right after it (waking the driver again) so the text
-//! is drawn before the state is loaded and attached
-//! (`SessionEvent::FileReady`). Measured for 1 MB: text at the guest ~10 ms
-//! after `open`, editable ~0.5 s later (automerge load on the guest's
-//! driver thread; a worker thread would free the UI meanwhile).
+//! gets a file with `Opened` (its text, sent at once), then `OpenedState`
+//! (the CRDT snapshot, cached per document revision so several guests
+//! opening an unchanged file cost one `save_crdt`), then every later change
+//! of it in order on the same stream. The guest adopts a read-only
+//! `Document::loading` at `Opened` (`SessionEvent::FileOpened`), and `poll`
+//! returns right after it (waking the driver again) so the text is drawn at
+//! once; the state is loaded and attached later (`SessionEvent::FileReady`).
+//! Measured for 1 MB: text at the guest ~10 ms after `open`, editable
+//! ~0.4 s later (host sharing already) or ~1.2 s (first open: the host
+//! builds the state first).
+//!
+//! # Work off the driver thread
+//!
+//! The driver is the UI thread, so document work that takes long runs on
+//! worker threads (`work.rs`), and the core takes the results in at `poll`
+//! (the worker wakes the driver through the runtime's `notify`; drivers
+//! without a runtime call [`SessionCore::wait_for_doc_work`]):
+//!
+//! - Host, first guest opening a file: the CRDT state is built and saved
+//!   from a clone of the rope (about 0.7 s per MB), then attached with
+//!   `Attach::KeepLocalText`. The host keeps editing meanwhile (rope only);
+//!   those edits become one local change, sent to every viewer as a `Sync`
+//!   right after their snapshot. Guests opening the file meanwhile get its
+//!   text at once and wait for the same build. For 1 MB the host's driver
+//!   is blocked ~30 ms (mostly `Document::attach`) instead of ~0.8 s
+//!   (`benches/session.rs`).
+//! - Guest: the snapshot is loaded (0.3–0.5 s per MB), then attached with
+//!   `Attach::TakeSharedText`; the document stays `loading` meanwhile.
+//! - Change messages over [`OFF_THREAD_CHANGE_BYTES`] (a big paste, a
+//!   backlog) are applied to a `Document::detach_for_sync` copy; the
+//!   visible document stays, read-only, until it is reattached. Smaller
+//!   ones are applied inline: a keystroke costs about 0.3 ms, less than a
+//!   trip to a worker. The host forwards a message once it is applied.
+//!
+//! While a path's work is pending, messages for it (changes, and on the
+//! host opens and saves that must see the detached document's result) are
+//! queued and handled in arrival order once it is done, so per-file order
+//! holds for the core and for the guests it forwards to. A result that
+//! comes back after its file was closed or the session ended is dropped.
+//! Still on the driver: the host's `save_crdt` for a guest opening a file
+//! already shared and edited since the last snapshot (about 0.2 s per MB).
 //!
 //! # Misbehaving guests
 //!
@@ -835,8 +866,8 @@ impl SessionCore {
             Ok(doc) => doc,
             Err(message) => return self.refuse(from, request, message),
         };
-        // Building CRDT state costs about 0.7 s per MB: the guest gets the
-        // text first and can show it while the host builds it.
+        // Building CRDT state costs about 0.7 s per MB (on a worker): the
+        // guest gets the text first and can show it meanwhile.
         let needs_share = !doc.is_shared() && !doc.is_read_only();
         let text = doc.rope().to_string();
         let too_big = doc.rope().len_bytes() > crate::doc::MAX_SHARED_EDITABLE_BYTES;
