@@ -165,6 +165,12 @@ impl Net {
         if self.chaos && Self::is_sync(&bytes, from) && self.rng.below(8) == 0 {
             self.links[li].2.push_back(bytes.clone());
         }
+        self.hand(from, to, bytes);
+        true
+    }
+
+    /// Gives node `to` one message from `from`, and collects what it sends.
+    fn hand(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
         let node = &mut self.nodes[to];
         node.core.handle_net(
             NetEvent::Message {
@@ -174,7 +180,6 @@ impl Net {
             &mut node.store,
         );
         self.collect();
-        true
     }
 
     /// Delivers everything, letting every node finish its document work
@@ -191,10 +196,24 @@ impl Net {
 
     /// Every node's pending document work, done and taken in.
     fn settle(&mut self) {
-        for n in &mut self.nodes {
-            n.core.wait_for_doc_work(&mut n.store);
+        for n in 0..self.nodes.len() {
+            self.settle_node(n);
         }
+    }
+
+    /// Node `n`'s pending document work, done and taken in.
+    fn settle_node(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        node.core.wait_for_doc_work(&mut node.store);
         self.collect();
+    }
+
+    /// Guest `g` asks for `path` and the host takes the request in (and
+    /// nothing else is delivered).
+    fn ask_open(&mut self, g: usize, path: &str) {
+        self.nodes[g].core.open(path);
+        self.collect();
+        self.deliver(g, 0);
     }
 
     fn text(&self, node: usize, path: &str) -> Option<String> {
@@ -222,15 +241,7 @@ impl Net {
             let Some(bytes) = link.2.pop_front() else {
                 return n;
             };
-            let node = &mut self.nodes[to];
-            node.core.handle_net(
-                NetEvent::Message {
-                    from: from as u64,
-                    bytes,
-                },
-                &mut node.store,
-            );
-            self.collect();
+            self.hand(from, to, bytes);
             n += 1;
         }
     }
@@ -688,13 +699,27 @@ fn is_shared(net: &mut Net, node: usize, path: &str) -> bool {
         .is_some_and(|d| d.is_shared())
 }
 
+/// Whether the host has a snapshot (`OpenedState`) queued for `guest`.
+fn snapshot_queued_for(net: &Net, guest: usize) -> bool {
+    net.queued_to_guest(guest)
+        .iter()
+        .any(|m| matches!(m, HostToGuest::OpenedState { .. }))
+}
+
+/// The host's text of `path`, after checking every guest has the same.
+fn same_text_everywhere(net: &Net, path: &str) -> String {
+    let want = net.text(0, path).unwrap();
+    for g in 1..net.nodes.len() {
+        assert_eq!(net.text(g, path).unwrap(), want, "guest {g}");
+    }
+    want
+}
+
 #[test]
 fn host_edits_made_while_the_state_builds_follow_the_snapshot() {
     let dir = folder(&[("f.txt", "hello world\n")]);
     let mut net = Net::new(dir.path(), 2, 31, false);
-    net.nodes[1].core.open("f.txt");
-    net.collect();
-    net.deliver(1, 0);
+    net.ask_open(1, "f.txt");
     // The text went out at once; the state is being built elsewhere.
     assert!(net.nodes[0].core.doc_work_pending("f.txt"));
     assert!(!is_shared(&mut net, 0, "f.txt"));
@@ -706,15 +731,9 @@ fn host_edits_made_while_the_state_builds_follow_the_snapshot() {
     // The host keeps typing meanwhile (rope only), and a second guest
     // opens the file: it waits for the same build.
     net.edit(0, "f.txt", Change::insert(0, "HOST "));
-    net.nodes[2].core.open("f.txt");
-    net.collect();
-    net.deliver(2, 0);
+    net.ask_open(2, "f.txt");
     assert!(net.nodes[0].core.doc_work_pending("f.txt"));
-    {
-        let host = &mut net.nodes[0];
-        host.core.wait_for_doc_work(&mut host.store);
-    }
-    net.collect();
+    net.settle_node(0);
     assert!(is_shared(&mut net, 0, "f.txt"));
     // Each guest: its text, one snapshot (the same one: one build), then
     // the host's edit as a Sync.
@@ -735,24 +754,15 @@ fn host_edits_made_while_the_state_builds_follow_the_snapshot() {
     net.edit(1, "f.txt", Change::insert(16, "!"));
     net.edit(0, "f.txt", Change::insert(0, ">"));
     net.pump_all();
-    let want = ">HOST hello world!\n";
-    for n in 0..=2 {
-        assert_eq!(net.text(n, "f.txt").unwrap(), want);
-    }
+    assert_eq!(same_text_everywhere(&net, "f.txt"), ">HOST hello world!\n");
 }
 
 #[test]
 fn a_sync_arriving_while_the_snapshot_loads_is_applied_after_it() {
     let dir = folder(&[("f.txt", "abc\n")]);
     let mut net = Net::new(dir.path(), 1, 37, false);
-    net.nodes[1].core.open("f.txt");
-    net.collect();
-    net.deliver(1, 0);
-    {
-        let host = &mut net.nodes[0];
-        host.core.wait_for_doc_work(&mut host.store);
-    }
-    net.collect();
+    net.ask_open(1, "f.txt");
+    net.settle_node(0);
     net.edit(0, "f.txt", Change::insert(3, "d"));
     net.edit(0, "f.txt", Change::insert(0, "<"));
     let kinds: Vec<_> = net
@@ -778,10 +788,7 @@ fn a_sync_arriving_while_the_snapshot_loads_is_applied_after_it() {
         e,
         SessionEvent::FileReady { .. } | SessionEvent::Error { .. }
     )));
-    {
-        let g = &mut net.nodes[1];
-        g.core.wait_for_doc_work(&mut g.store);
-    }
+    net.settle_node(1);
     assert!(!net.nodes[1].core.doc_work_pending("f.txt"));
     assert_eq!(net.text(1, "f.txt").unwrap(), "<abcd\n");
     let events = net.events(1);
@@ -844,11 +851,7 @@ fn a_large_message_is_applied_on_a_worker_and_later_ones_wait_for_it() {
         assert_eq!(doc.rope().to_string(), "start\n");
     }
     assert!(net.queued_to_guest(2).is_empty());
-    {
-        let host = &mut net.nodes[0];
-        host.core.wait_for_doc_work(&mut host.store);
-    }
-    net.collect();
+    net.settle_node(0);
     assert_eq!(net.text(0, "f.txt").unwrap(), want);
     assert!(!net.nodes[0].store.doc_mut("f.txt").unwrap().is_read_only());
     // Guest 2 gets the three, as sent, in order; not guest 1.
@@ -866,10 +869,7 @@ fn a_large_message_is_applied_on_a_worker_and_later_ones_wait_for_it() {
     assert_eq!(net.deliver(0, 2), 3);
     assert!(net.nodes[2].core.doc_work_pending("f.txt"));
     assert_eq!(net.text(2, "f.txt").unwrap(), "start\n");
-    {
-        let g = &mut net.nodes[2];
-        g.core.wait_for_doc_work(&mut g.store);
-    }
+    net.settle_node(2);
     assert_eq!(net.text(2, "f.txt").unwrap(), want);
     assert!(!net
         .events(2)
@@ -883,11 +883,8 @@ fn a_large_message_is_applied_on_a_worker_and_later_ones_wait_for_it() {
     net.edit(2, "f.txt", Change::insert(0, "2"));
     net.edit(0, "f.txt", Change::insert(0, "0"));
     net.pump_all();
-    let end = net.text(0, "f.txt").unwrap();
+    let end = same_text_everywhere(&net, "f.txt");
     assert!(end.starts_with("02") || end.starts_with("20"));
-    for g in 1..=2 {
-        assert_eq!(net.text(g, "f.txt").unwrap(), end);
-    }
 }
 
 #[test]
@@ -895,9 +892,7 @@ fn results_arriving_after_the_session_ended_are_dropped() {
     // Host: the session ends while a build is in flight.
     let dir = folder(&[("f.txt", "abc\n")]);
     let mut net = Net::new(dir.path(), 1, 43, false);
-    net.nodes[1].core.open("f.txt");
-    net.collect();
-    net.deliver(1, 0);
+    net.ask_open(1, "f.txt");
     assert!(net.nodes[0].core.doc_work_pending("f.txt"));
     {
         let host = &mut net.nodes[0];
@@ -915,21 +910,12 @@ fn results_arriving_after_the_session_ended_are_dropped() {
     assert!(!after_end
         .iter()
         .any(|c| matches!(c, NetCommand::Send { .. })));
-    assert!(!net
-        .queued_to_guest(1)
-        .iter()
-        .any(|m| matches!(m, HostToGuest::OpenedState { .. })));
+    assert!(!snapshot_queued_for(&net, 1));
 
     // Guest: it leaves while the snapshot loads.
     let mut net = Net::new(dir.path(), 1, 47, false);
-    net.nodes[1].core.open("f.txt");
-    net.collect();
-    net.deliver(1, 0);
-    {
-        let host = &mut net.nodes[0];
-        host.core.wait_for_doc_work(&mut host.store);
-    }
-    net.collect();
+    net.ask_open(1, "f.txt");
+    net.settle_node(0);
     net.deliver(0, 1);
     assert!(net.nodes[1].core.doc_work_pending("f.txt"));
     {
@@ -946,9 +932,7 @@ fn results_arriving_after_the_session_ended_are_dropped() {
     // Host: the only guest waiting for a build leaves; the host's own
     // document still becomes shared (for whoever opens it next).
     let mut net = Net::new(dir.path(), 1, 53, false);
-    net.nodes[1].core.open("f.txt");
-    net.collect();
-    net.deliver(1, 0);
+    net.ask_open(1, "f.txt");
     {
         let host = &mut net.nodes[0];
         host.core.handle_net(
@@ -961,8 +945,5 @@ fn results_arriving_after_the_session_ended_are_dropped() {
         host.core.wait_for_doc_work(&mut host.store);
         assert!(host.store.doc_mut("f.txt").unwrap().is_shared());
     }
-    assert!(!net
-        .queued_to_guest(1)
-        .iter()
-        .any(|m| matches!(m, HostToGuest::OpenedState { .. })));
+    assert!(!snapshot_queued_for(&net, 1));
 }
