@@ -317,10 +317,19 @@ impl App {
                 }
             }
             SessionEvent::FileReady { path, read_only } => {
+                // A large change that arrived while loading may already be
+                // applying on a worker: that read-only spell is the doc's
+                // own and ends by itself.
+                let working = self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.doc_work_pending(&path));
                 if let Some(i) = self.editor.find_shared(&path) {
                     let b = &mut self.editor.buffers[i];
                     b.read_only = if read_only {
                         Some("the host made this session read-only for you".into())
+                    } else if working {
+                        None
                     } else {
                         b.doc.read_only_reason().map(str::to_string)
                     };
