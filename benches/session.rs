@@ -5,6 +5,11 @@
 //! - `join_first_text_1mb`: a new guest joins and opens a 1 MB file the
 //!   host already shares, until the text is in the guest's store; the cold
 //!   case (host loads and shares the file for the first time) is printed once.
+//! - `host_driver_blocked_first_open_1mb`: no sockets; a host core (as its
+//!   UI thread would run it) gets a guest's first `Open` of a 1 MB file;
+//!   measured is the time spent *inside* the core's calls on the driver
+//!   (the `Open` itself, then the polls until the snapshot is queued for
+//!   the guest), not the wall time until the snapshot is ready.
 //! - `swarm`: 1 host (a real `lshed share --headless` process, so its CPU
 //!   time can be read from /proc) + 10 in-process guests each typing 10
 //!   chars/s for `LSHED_BENCH_SWARM_SECS` (default 3) seconds; checks that
@@ -21,9 +26,13 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use lshed::config::GuestApproval;
 use lshed::doc::Change;
 use lshed::net::HostOptions;
+use lshed::net::Path as NetPath;
 use lshed::session::headless::HeadlessStore;
+use lshed::session::protocol::{decode_host, encode_msg, GuestToHost, HostToGuest};
 use lshed::session::runtime::Notify;
-use lshed::session::{DocStore, Profile, SessionCore, SessionEvent, SessionOptions};
+use lshed::session::{
+    DocStore, NetCommand, NetEvent, Profile, SessionCore, SessionEvent, SessionOptions,
+};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -265,6 +274,80 @@ fn join_first_text(c: &mut Criterion) {
     let _ = host.join();
 }
 
+fn has_snapshot(cmds: &[NetCommand]) -> bool {
+    cmds.iter().any(|c| match c {
+        NetCommand::Send { bytes, .. } => {
+            matches!(decode_host(bytes), Ok(HostToGuest::OpenedState { .. }))
+        }
+        _ => false,
+    })
+}
+
+/// One guest's first `Open` of `path` at a fresh in-memory host: the time
+/// the host's driver spent inside core calls until the snapshot was queued,
+/// as (in the `Open` call, in the polls after it).
+fn host_first_open_blocked(root: &Path, path: &str) -> (Duration, Duration) {
+    let mut store = HeadlessStore::host(root.to_path_buf());
+    let mut core = SessionCore::new_host(root.to_path_buf(), me("host"), GuestApproval::Auto);
+    core.handle_net(
+        NetEvent::HostStarted {
+            link: "lshed://bench".into(),
+        },
+        &mut store,
+    );
+    core.handle_net(
+        NetEvent::GuestJoined {
+            id: 1,
+            name: "g".into(),
+            color: "c".into(),
+            path: NetPath::Direct,
+        },
+        &mut store,
+    );
+    core.take_commands();
+    let open = encode_msg(&GuestToHost::Open { path: path.into() }).expect("encode");
+    let t = Instant::now();
+    core.handle_net(
+        NetEvent::Message {
+            from: 1,
+            bytes: open,
+        },
+        &mut store,
+    );
+    let in_open = t.elapsed();
+    let mut blocked = Duration::ZERO;
+    let deadline = Instant::now() + WAIT;
+    while !has_snapshot(&core.take_commands()) {
+        assert!(Instant::now() < deadline, "no snapshot");
+        // The UI thread's idle time between wake-ups.
+        std::thread::sleep(Duration::from_millis(1));
+        let t = Instant::now();
+        core.poll(&mut store);
+        blocked += t.elapsed();
+    }
+    (in_open, blocked)
+}
+
+fn host_driver_blocked(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("big.rs"), one_mb_text()).expect("write");
+    let (in_open, in_polls) = host_first_open_blocked(dir.path(), "big.rs");
+    println!("host driver blocked, first open of 1 MB: {in_open:?} in the Open, {in_polls:?} in the polls after it");
+    let mut group = c.benchmark_group("host_driver");
+    group.sample_size(10);
+    group.bench_function("host_driver_blocked_first_open_1mb", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| {
+                    let (a, b) = host_first_open_blocked(dir.path(), "big.rs");
+                    a + b
+                })
+                .sum()
+        })
+    });
+    group.finish();
+}
+
 fn cpu_ticks(pid: u32) -> u64 {
     // utime + stime, fields 14 and 15 of /proc/PID/stat (after the comm).
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -398,6 +481,6 @@ fn swarm(_c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    targets = keystroke, join_first_text, swarm
+    targets = keystroke, join_first_text, host_driver_blocked, swarm
 }
 criterion_main!(benches);

@@ -165,6 +165,12 @@ impl Net {
         if self.chaos && Self::is_sync(&bytes, from) && self.rng.below(8) == 0 {
             self.links[li].2.push_back(bytes.clone());
         }
+        self.hand(from, to, bytes);
+        true
+    }
+
+    /// Gives node `to` one message from `from`, and collects what it sends.
+    fn hand(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
         let node = &mut self.nodes[to];
         node.core.handle_net(
             NetEvent::Message {
@@ -174,11 +180,40 @@ impl Net {
             &mut node.store,
         );
         self.collect();
-        true
     }
 
+    /// Delivers everything, letting every node finish its document work
+    /// (CRDT builds, loads, large messages) whenever the links run dry.
     fn pump_all(&mut self) {
-        while self.deliver_one() {}
+        loop {
+            while self.deliver_one() {}
+            self.settle();
+            if self.links.iter().all(|l| l.2.is_empty()) {
+                return;
+            }
+        }
+    }
+
+    /// Every node's pending document work, done and taken in.
+    fn settle(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.settle_node(n);
+        }
+    }
+
+    /// Node `n`'s pending document work, done and taken in.
+    fn settle_node(&mut self, n: usize) {
+        let node = &mut self.nodes[n];
+        node.core.wait_for_doc_work(&mut node.store);
+        self.collect();
+    }
+
+    /// Guest `g` asks for `path` and the host takes the request in (and
+    /// nothing else is delivered).
+    fn ask_open(&mut self, g: usize, path: &str) {
+        self.nodes[g].core.open(path);
+        self.collect();
+        self.deliver(g, 0);
     }
 
     fn text(&self, node: usize, path: &str) -> Option<String> {
@@ -193,6 +228,31 @@ impl Net {
         doc.apply_local(&[change]);
         n.core.local_edit(path, &mut n.store);
         self.collect();
+    }
+
+    /// Delivers, in order, everything queued from `from` to `to` (and
+    /// nothing else); returns how many messages.
+    fn deliver(&mut self, from: usize, to: usize) -> usize {
+        let mut n = 0;
+        loop {
+            let Some(link) = self.links.iter_mut().find(|l| l.0 == from && l.1 == to) else {
+                return n;
+            };
+            let Some(bytes) = link.2.pop_front() else {
+                return n;
+            };
+            self.hand(from, to, bytes);
+            n += 1;
+        }
+    }
+
+    /// What the host has queued for `guest`, decoded.
+    fn queued_to_guest(&self, guest: usize) -> Vec<HostToGuest> {
+        self.links
+            .iter()
+            .find(|l| l.0 == 0 && l.1 == guest)
+            .map(|l| l.2.iter().map(|b| decode_host(b).unwrap()).collect())
+            .unwrap_or_default()
     }
 
     fn events(&mut self, node: usize) -> Vec<SessionEvent> {
@@ -628,4 +688,262 @@ fn a_guest_cannot_send_changes_under_another_identity() {
         .iter()
         .any(|(_, c)| matches!(c, NetCommand::Drop { to: 1, .. })));
     assert_eq!(net.text(0, "f.txt").unwrap(), "abcd");
+}
+
+// ------------------------------------------------ work off the driver thread
+
+fn is_shared(net: &mut Net, node: usize, path: &str) -> bool {
+    net.nodes[node]
+        .store
+        .doc_mut(path)
+        .is_some_and(|d| d.is_shared())
+}
+
+/// Whether the host has a snapshot (`OpenedState`) queued for `guest`.
+fn snapshot_queued_for(net: &Net, guest: usize) -> bool {
+    net.queued_to_guest(guest)
+        .iter()
+        .any(|m| matches!(m, HostToGuest::OpenedState { .. }))
+}
+
+/// The host's text of `path`, after checking every guest has the same.
+fn same_text_everywhere(net: &Net, path: &str) -> String {
+    let want = net.text(0, path).unwrap();
+    for g in 1..net.nodes.len() {
+        assert_eq!(net.text(g, path).unwrap(), want, "guest {g}");
+    }
+    want
+}
+
+#[test]
+fn host_edits_made_while_the_state_builds_follow_the_snapshot() {
+    let dir = folder(&[("f.txt", "hello world\n")]);
+    let mut net = Net::new(dir.path(), 2, 31, false);
+    net.ask_open(1, "f.txt");
+    // The text went out at once; the state is being built elsewhere.
+    assert!(net.nodes[0].core.doc_work_pending("f.txt"));
+    assert!(!is_shared(&mut net, 0, "f.txt"));
+    let sent = net.queued_to_guest(1);
+    assert!(
+        matches!(&sent[..], [HostToGuest::Opened { text, live: true, .. }] if text == "hello world\n"),
+        "{sent:?}"
+    );
+    // The host keeps typing meanwhile (rope only), and a second guest
+    // opens the file: it waits for the same build.
+    net.edit(0, "f.txt", Change::insert(0, "HOST "));
+    net.ask_open(2, "f.txt");
+    assert!(net.nodes[0].core.doc_work_pending("f.txt"));
+    net.settle_node(0);
+    assert!(is_shared(&mut net, 0, "f.txt"));
+    // Each guest: its text, one snapshot (the same one: one build), then
+    // the host's edit as a Sync.
+    let (one, two) = (net.queued_to_guest(1), net.queued_to_guest(2));
+    let snapshot = |msgs: &[HostToGuest]| match msgs {
+        [HostToGuest::Opened { .. }, HostToGuest::OpenedState { state, .. }, HostToGuest::Sync { .. }] => {
+            state.clone()
+        }
+        other => panic!("unexpected order: {other:?}"),
+    };
+    assert_eq!(snapshot(&one), snapshot(&two));
+    net.pump_all();
+    for g in 1..=2 {
+        assert_eq!(net.text(g, "f.txt").unwrap(), "HOST hello world\n");
+        assert!(is_shared(&mut net, g, "f.txt"));
+    }
+    // And they keep converging.
+    net.edit(1, "f.txt", Change::insert(16, "!"));
+    net.edit(0, "f.txt", Change::insert(0, ">"));
+    net.pump_all();
+    assert_eq!(same_text_everywhere(&net, "f.txt"), ">HOST hello world!\n");
+}
+
+#[test]
+fn a_sync_arriving_while_the_snapshot_loads_is_applied_after_it() {
+    let dir = folder(&[("f.txt", "abc\n")]);
+    let mut net = Net::new(dir.path(), 1, 37, false);
+    net.ask_open(1, "f.txt");
+    net.settle_node(0);
+    net.edit(0, "f.txt", Change::insert(3, "d"));
+    net.edit(0, "f.txt", Change::insert(0, "<"));
+    let kinds: Vec<_> = net
+        .queued_to_guest(1)
+        .iter()
+        .map(|m| match m {
+            HostToGuest::Opened { .. } => "opened",
+            HostToGuest::OpenedState { .. } => "state",
+            HostToGuest::Sync { .. } => "sync",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["opened", "state", "sync", "sync"]);
+    // All four arrive before the guest's worker is done loading.
+    assert_eq!(net.deliver(0, 1), 4);
+    assert!(net.nodes[1].core.doc_work_pending("f.txt"));
+    {
+        let doc = net.nodes[1].store.doc_mut("f.txt").unwrap();
+        assert!(doc.is_read_only() && !doc.is_shared());
+        assert_eq!(doc.rope().to_string(), "abc\n");
+    }
+    assert!(!net.events(1).iter().any(|e| matches!(
+        e,
+        SessionEvent::FileReady { .. } | SessionEvent::Error { .. }
+    )));
+    net.settle_node(1);
+    assert!(!net.nodes[1].core.doc_work_pending("f.txt"));
+    assert_eq!(net.text(1, "f.txt").unwrap(), "<abcd\n");
+    let events = net.events(1);
+    assert!(events.iter().any(
+        |e| matches!(e, SessionEvent::FileReady { path, read_only: false } if path == "f.txt")
+    ));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Error { .. })));
+    // Live: the guest's own edit reaches the host.
+    net.edit(1, "f.txt", Change::insert(5, "e"));
+    net.pump_all();
+    assert_eq!(net.text(0, "f.txt").unwrap(), "<abcde\n");
+}
+
+/// Text that automerge's compression cannot shrink much.
+fn noise(rng: &mut Rng, chars: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 \n";
+    (0..chars)
+        .map(|_| ALPHABET[rng.below(ALPHABET.len() as u64) as usize] as char)
+        .collect()
+}
+
+#[test]
+fn a_large_message_is_applied_on_a_worker_and_later_ones_wait_for_it() {
+    let dir = folder(&[("f.txt", "start\n")]);
+    let mut net = Net::new(dir.path(), 2, 41, false);
+    open_everywhere(&mut net, "f.txt");
+    // Guest 1 pastes a lot, then types a little: three messages.
+    let paste = noise(&mut Rng(99), 400_000);
+    let mut sent = Vec::new();
+    for (at, text) in [(0, paste.as_str()), (0, "x"), (1, "y")] {
+        let g = &mut net.nodes[1];
+        let doc = g.store.doc_mut("f.txt").unwrap();
+        doc.apply_local(&[Change::insert(at, text)]);
+        let bytes = doc.take_outgoing().unwrap();
+        sent.push(bytes.clone());
+        let msg = lshed::session::protocol::encode_msg(&GuestToHost::Sync {
+            path: "f.txt".into(),
+            changes: bytes,
+        })
+        .unwrap();
+        net.links
+            .iter_mut()
+            .find(|l| l.0 == 1 && l.1 == 0)
+            .unwrap()
+            .2
+            .push_back(msg);
+    }
+    assert!(sent[0].len() > lshed::session::OFF_THREAD_CHANGE_BYTES);
+    assert!(sent[1].len() < lshed::session::OFF_THREAD_CHANGE_BYTES);
+    let want = net.text(1, "f.txt").unwrap();
+    // The host takes all three in; the first goes to a worker, with the
+    // document shown, read-only, meanwhile; the others wait.
+    assert_eq!(net.deliver(1, 0), 3);
+    assert!(net.nodes[0].core.doc_work_pending("f.txt"));
+    {
+        let doc = net.nodes[0].store.doc_mut("f.txt").unwrap();
+        assert!(doc.is_read_only());
+        assert_eq!(doc.rope().to_string(), "start\n");
+    }
+    assert!(net.queued_to_guest(2).is_empty());
+    net.settle_node(0);
+    assert_eq!(net.text(0, "f.txt").unwrap(), want);
+    assert!(!net.nodes[0].store.doc_mut("f.txt").unwrap().is_read_only());
+    // Guest 2 gets the three, as sent, in order; not guest 1.
+    let forwarded: Vec<Vec<u8>> = net
+        .queued_to_guest(2)
+        .into_iter()
+        .map(|m| match m {
+            HostToGuest::Sync { changes, .. } => changes,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(forwarded, sent);
+    assert!(net.queued_to_guest(1).is_empty());
+    // Guest 2 does the same: worker for the first, the others after.
+    assert_eq!(net.deliver(0, 2), 3);
+    assert!(net.nodes[2].core.doc_work_pending("f.txt"));
+    assert_eq!(net.text(2, "f.txt").unwrap(), "start\n");
+    net.settle_node(2);
+    assert_eq!(net.text(2, "f.txt").unwrap(), want);
+    assert!(!net
+        .events(2)
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Error { .. })));
+    assert!(!net.events(0).iter().any(|e| matches!(
+        e,
+        SessionEvent::Error { .. } | SessionEvent::ParticipantLeft { .. }
+    )));
+    // Everyone still edits together.
+    net.edit(2, "f.txt", Change::insert(0, "2"));
+    net.edit(0, "f.txt", Change::insert(0, "0"));
+    net.pump_all();
+    let end = same_text_everywhere(&net, "f.txt");
+    assert!(end.starts_with("02") || end.starts_with("20"));
+}
+
+#[test]
+fn results_arriving_after_the_session_ended_are_dropped() {
+    // Host: the session ends while a build is in flight.
+    let dir = folder(&[("f.txt", "abc\n")]);
+    let mut net = Net::new(dir.path(), 1, 43, false);
+    net.ask_open(1, "f.txt");
+    assert!(net.nodes[0].core.doc_work_pending("f.txt"));
+    {
+        let host = &mut net.nodes[0];
+        host.core.end();
+        host.core.wait_for_doc_work(&mut host.store);
+        assert!(!host.core.doc_work_pending("f.txt"));
+        assert!(!host.store.doc_mut("f.txt").unwrap().is_shared());
+    }
+    let after_end: Vec<_> = net
+        .collect()
+        .into_iter()
+        .map(|(_, c)| c)
+        .chain(net.nodes[0].core.take_commands())
+        .collect();
+    assert!(!after_end
+        .iter()
+        .any(|c| matches!(c, NetCommand::Send { .. })));
+    assert!(!snapshot_queued_for(&net, 1));
+
+    // Guest: it leaves while the snapshot loads.
+    let mut net = Net::new(dir.path(), 1, 47, false);
+    net.ask_open(1, "f.txt");
+    net.settle_node(0);
+    net.deliver(0, 1);
+    assert!(net.nodes[1].core.doc_work_pending("f.txt"));
+    {
+        let g = &mut net.nodes[1];
+        g.core.leave();
+        g.core.wait_for_doc_work(&mut g.store);
+        assert!(!g.store.doc_mut("f.txt").unwrap().is_shared());
+    }
+    assert!(!net
+        .events(1)
+        .iter()
+        .any(|e| matches!(e, SessionEvent::FileReady { .. })));
+
+    // Host: the only guest waiting for a build leaves; the host's own
+    // document still becomes shared (for whoever opens it next).
+    let mut net = Net::new(dir.path(), 1, 53, false);
+    net.ask_open(1, "f.txt");
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::PeerClosed {
+                id: 1,
+                reason: lshed::net::CloseReason::Remote(lshed::net::CloseCode::Left),
+            },
+            &mut host.store,
+        );
+        host.core.wait_for_doc_work(&mut host.store);
+        assert!(host.store.doc_mut("f.txt").unwrap().is_shared());
+    }
+    assert!(!snapshot_queued_for(&net, 1));
 }

@@ -11,16 +11,47 @@
 //! The host is the hub: a guest's changes are applied to the host's
 //! document and forwarded, as the same bytes, to every *other* guest that
 //! has the file open; the host's own changes go to every viewer. Each guest
-//! gets a file with `Opened` (its text, sent before the snapshot is made),
-//! then `OpenedState` (the CRDT snapshot, cached per document revision so
-//! several guests opening an unchanged file cost one `save_crdt`), then
-//! every later change of it in order on the same stream. The guest adopts a
-//! read-only `Document::loading` at `Opened` (`SessionEvent::FileOpened`),
-//! and `poll` returns right after it (waking the driver again) so the text
-//! is drawn before the state is loaded and attached
-//! (`SessionEvent::FileReady`). Measured for 1 MB: text at the guest ~10 ms
-//! after `open`, editable ~0.5 s later (automerge load on the guest's
-//! driver thread; a worker thread would free the UI meanwhile).
+//! gets a file with `Opened` (its text, sent at once), then `OpenedState`
+//! (the CRDT snapshot, cached per document revision so several guests
+//! opening an unchanged file cost one `save_crdt`), then every later change
+//! of it in order on the same stream. The guest adopts a read-only
+//! `Document::loading` at `Opened` (`SessionEvent::FileOpened`), and `poll`
+//! returns right after it (waking the driver again) so the text is drawn at
+//! once; the state is loaded and attached later (`SessionEvent::FileReady`).
+//! Measured for 1 MB: text at the guest ~10 ms after `open`, editable
+//! ~0.4 s later (host sharing already) or ~1.2 s (first open: the host
+//! builds the state first).
+//!
+//! # Work off the driver thread
+//!
+//! The driver is the UI thread, so document work that takes long runs on
+//! worker threads (`work.rs`), and the core takes the results in at `poll`
+//! (the worker wakes the driver through the runtime's `notify`; drivers
+//! without a runtime call [`SessionCore::wait_for_doc_work`]):
+//!
+//! - Host, first guest opening a file: the CRDT state is built and saved
+//!   from a clone of the rope (about 0.7 s per MB), then attached with
+//!   `Attach::KeepLocalText`. The host keeps editing meanwhile (rope only);
+//!   those edits become one local change, sent to every viewer as a `Sync`
+//!   right after their snapshot. Guests opening the file meanwhile get its
+//!   text at once and wait for the same build. For 1 MB the host's driver
+//!   is blocked ~30 ms (mostly `Document::attach`) instead of ~0.8 s
+//!   (`benches/session.rs`).
+//! - Guest: the snapshot is loaded (0.3–0.5 s per MB), then attached with
+//!   `Attach::TakeSharedText`; the document stays `loading` meanwhile.
+//! - Change messages over [`OFF_THREAD_CHANGE_BYTES`] (a big paste, a
+//!   backlog) are applied to a `Document::detach_for_sync` copy; the
+//!   visible document stays, read-only, until it is reattached. Smaller
+//!   ones are applied inline: a keystroke costs about 0.3 ms, less than a
+//!   trip to a worker. The host forwards a message once it is applied.
+//!
+//! While a path's work is pending, messages for it (changes, and on the
+//! host opens and saves that must see the detached document's result) are
+//! queued and handled in arrival order once it is done, so per-file order
+//! holds for the core and for the guests it forwards to. A result that
+//! comes back after its file was closed or the session ended is dropped.
+//! Still on the driver: the host's `save_crdt` for a guest opening a file
+//! already shared and edited since the last snapshot (about 0.2 s per MB).
 //!
 //! # Misbehaving guests
 //!
@@ -64,17 +95,25 @@ use super::protocol::{
     ParticipantInfo, WireCursor,
 };
 use super::runtime::{NetCommand, NetEvent, Notify, PendingId, SessionRuntime};
+use super::work::{Done, Job, Output, Workers};
 use super::{
     diff::diff_text, DocStore, Participant, Profile, SessionEvent, SessionOptions, SessionState,
 };
 use crate::config::GuestApproval;
-use crate::doc::{ActorId, Assoc, Attach, Change, Document, SharedState, StablePos};
+use crate::doc::{ActorId, Assoc, Attach, Change, DocError, Document, StablePos};
 use crate::net::limits::{HOST_PARTICIPANT_ID, MAX_FRAME_LEN};
 use crate::net::{CloseCode, CloseReason, InviteLink, Path};
 use crate::workspace;
 
 /// How often the host checks shared files on disk for changes by other programs.
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Change messages larger than this (bytes) are applied on a worker
+/// thread. A keystroke's message is a few hundred bytes and costs about
+/// 0.3 ms to apply, so it stays inline (a worker's round trip would only
+/// add latency); this much automerge change is a paste of tens of thousands
+/// of chars or a backlog, which can cost seconds.
+pub const OFF_THREAD_CHANGE_BYTES: usize = 64 * 1024;
 
 /// Room left in a frame for the rest of an `Opened` message around the
 /// text and CRDT state.
@@ -99,6 +138,46 @@ struct SharedFile {
     /// changes are not signed, so a guest could otherwise send changes
     /// under the host's or another guest's actor id.
     actors: HashMap<ActorId, ParticipantId>,
+    /// The host's own actor for this file, known before its state exists
+    /// (while it is being built, or detached for a large message).
+    host_actor: Option<ActorId>,
+}
+
+/// The document work a path waits for (see `work.rs`).
+#[derive(Debug)]
+struct Pending {
+    job: u64,
+    kind: PendingKind,
+}
+
+#[derive(Debug)]
+enum PendingKind {
+    /// Host: CRDT state being built from the text when `revision` was
+    /// current; these guests wait for its snapshot.
+    Build {
+        waiters: Vec<ParticipantId>,
+        revision: u64,
+    },
+    /// Guest: the host's snapshot loading.
+    Load,
+    /// A large change message from `from` (the host, at a guest) being
+    /// applied to the detached document.
+    Apply { from: ParticipantId },
+}
+
+/// A message about a path whose work is pending, kept to be handled in
+/// arrival order once it is done.
+#[derive(Debug)]
+enum Deferred {
+    /// Change bytes (host: from a guest, already checked; guest: from the host).
+    Sync {
+        from: ParticipantId,
+        changes: Vec<u8>,
+    },
+    /// Host: a guest's request.
+    FromGuest(ParticipantId, GuestToHost),
+    /// Guest: the host's message.
+    FromHost(HostToGuest),
 }
 
 #[derive(Debug)]
@@ -141,6 +220,13 @@ pub struct SessionCore {
     runtime: Option<SessionRuntime>,
     /// `poll` should return now (and be woken again) so the driver can draw.
     yield_to_driver: bool,
+    /// Document work running off the driver thread.
+    workers: Workers,
+    /// Paths whose document is with a worker (or has no CRDT state until
+    /// one is done), and what for.
+    jobs: HashMap<String, Pending>,
+    /// Messages for those paths, in arrival order.
+    deferred: HashMap<String, VecDeque<Deferred>>,
 }
 
 fn participant(id: ParticipantId, name: &str, color: &str, is_host: bool) -> Participant {
@@ -205,6 +291,9 @@ impl SessionCore {
             outbox: Vec::new(),
             runtime: None,
             yield_to_driver: false,
+            workers: Workers::default(),
+            jobs: HashMap::new(),
+            deferred: HashMap::new(),
         }
     }
 
@@ -224,6 +313,9 @@ impl SessionCore {
             outbox: Vec::new(),
             runtime: None,
             yield_to_driver: false,
+            workers: Workers::default(),
+            jobs: HashMap::new(),
+            deferred: HashMap::new(),
         }
     }
 
@@ -231,31 +323,59 @@ impl SessionCore {
     /// is called (from that thread) whenever [`SessionCore::poll`] has work.
     pub fn host(root: PathBuf, profile: Profile, opts: SessionOptions, notify: Notify) -> Self {
         let mut core = Self::new_host(root, profile, opts.approval);
-        core.runtime = Some(SessionRuntime::host(opts, notify));
+        let rt = SessionRuntime::host(opts, notify);
+        core.workers.set_waker(rt.waker());
+        core.runtime = Some(rt);
         core
     }
 
     /// Starts joining the session at `link`.
     pub fn join(link: InviteLink, profile: Profile, opts: SessionOptions, notify: Notify) -> Self {
         let mut core = Self::new_guest(profile.clone());
-        core.runtime = Some(SessionRuntime::join(link, profile, opts, notify));
+        let rt = SessionRuntime::join(link, profile, opts, notify);
+        core.workers.set_waker(rt.waker());
+        core.runtime = Some(rt);
         core
     }
 
-    /// Handles every queued network event (call when `notify` fired).
+    /// Takes in finished document work and handles every queued network
+    /// event (call when `notify` fired).
     pub fn poll(&mut self, store: &mut dyn DocStore) {
-        while let Some(ev) = self.runtime.as_ref().and_then(|rt| rt.try_recv()) {
-            self.handle_net(ev, store);
+        while let Some(done) = self.workers.next(false) {
+            self.doc_work_done(done, store);
+        }
+        loop {
             if std::mem::take(&mut self.yield_to_driver) {
                 // A file's text just arrived: let the driver draw it before
-                // we load its CRDT state (which takes a while for big files).
+                // anything else is handled.
                 if let Some(rt) = &self.runtime {
                     rt.wake();
                 }
                 break;
             }
+            let Some(ev) = self.runtime.as_ref().and_then(|rt| rt.try_recv()) else {
+                break;
+            };
+            self.handle_net(ev, store);
         }
         self.flush();
+    }
+
+    /// Blocks until every piece of document work started so far (and any
+    /// it leads to) is done and taken in. For drivers without a runtime
+    /// (tests), which have no `notify` to wake them.
+    pub fn wait_for_doc_work(&mut self, store: &mut dyn DocStore) {
+        while let Some(done) = self.workers.next(true) {
+            self.doc_work_done(done, store);
+        }
+        self.flush();
+    }
+
+    /// Whether `path`'s document is waiting for work on another thread
+    /// (its CRDT state being built, loaded, or applying a large message):
+    /// it may be read-only for that long, and not for a lasting reason.
+    pub fn doc_work_pending(&self, path: &str) -> bool {
+        self.jobs.contains_key(path)
     }
 
     /// Commands queued since the last call (only when there is no runtime).
@@ -423,6 +543,7 @@ impl SessionCore {
                 }
                 if self.is_active() {
                     self.state = SessionState::Inactive;
+                    self.forget_doc_work();
                     self.push(SessionEvent::SessionEnded {
                         message: "the session stopped".into(),
                     });
@@ -584,6 +705,20 @@ impl SessionCore {
     }
 
     fn host_message(&mut self, from: ParticipantId, msg: GuestToHost, store: &mut dyn DocStore) {
+        if let GuestToHost::Open { path } | GuestToHost::Save { path } = &msg {
+            // The document is detached for a large message: what it is
+            // opened or saved with must include that message.
+            if matches!(
+                self.jobs.get(path),
+                Some(Pending {
+                    kind: PendingKind::Apply { .. },
+                    ..
+                })
+            ) {
+                let path = path.clone();
+                return self.defer(path, Deferred::FromGuest(from, msg));
+            }
+        }
         match msg {
             GuestToHost::ListDir { path } => {
                 let request = format!("list {path}");
@@ -731,8 +866,8 @@ impl SessionCore {
             Ok(doc) => doc,
             Err(message) => return self.refuse(from, request, message),
         };
-        // Building CRDT state costs about 0.7 s per MB: the guest gets the
-        // text first and can show it while the host builds it.
+        // Building CRDT state costs about 0.7 s per MB (on a worker): the
+        // guest gets the text first and can show it meanwhile.
         let needs_share = !doc.is_shared() && !doc.is_read_only();
         let text = doc.rope().to_string();
         let too_big = doc.rope().len_bytes() > crate::doc::MAX_SHARED_EDITABLE_BYTES;
@@ -754,8 +889,8 @@ impl SessionCore {
                 .viewers
                 .insert(from);
         }
-        // The text goes out now; making the snapshot takes longer (about
-        // 0.1 s per MB), and the guest can show the file meanwhile.
+        // The text goes out now; making the snapshot takes longer, and the
+        // guest can show the file meanwhile.
         self.send_to(
             from,
             &HostToGuest::Opened {
@@ -766,47 +901,32 @@ impl SessionCore {
             },
         );
         self.flush();
-        if needs_share {
+        if needs_share && !too_big {
+            self.build_for(from, &path, store);
+        } else if needs_share {
+            // Too large: shared read-only, without CRDT state (cheap).
             if let Some(doc) = store.doc_mut(&path) {
                 if let Err(e) = doc.share(ActorId::random()) {
                     return self.refuse(from, request, format!("cannot share {path}: {e}"));
                 }
             }
-        }
-        if live {
+        } else if live {
             let cached = self
                 .host_ref()
                 .and_then(|h| h.files.get(&path))
                 .and_then(|f| f.snapshot.clone());
             let state = store.doc_mut(&path).map(|d| match cached {
-                Some((rev, bytes)) if rev == d.revision() => Ok((*bytes).clone()),
-                _ => d.save_crdt(),
+                Some((rev, bytes)) if rev == d.revision() => Ok(bytes),
+                _ => d.save_crdt().map(std::sync::Arc::new),
             });
             if let (Some(Ok(bytes)), Some(rev)) =
                 (&state, store.doc_mut(&path).map(|d| d.revision()))
             {
                 if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(&path)) {
-                    f.snapshot = Some((rev, std::sync::Arc::new(bytes.clone())));
+                    f.snapshot = Some((rev, bytes.clone()));
                 }
             }
-            match state {
-                Some(Ok(state)) if state.len() + OPENED_OVERHEAD <= MAX_FRAME_LEN => {
-                    self.send_to(
-                        from,
-                        &HostToGuest::OpenedState {
-                            path: path.clone(),
-                            state,
-                        },
-                    );
-                }
-                Some(Ok(_)) => self.refuse(
-                    from,
-                    request,
-                    format!("{path} has too much history to send"),
-                ),
-                Some(Err(e)) => self.refuse(from, request, e.to_string()),
-                None => self.refuse(from, request, format!("{path} is not open")),
-            }
+            self.send_snapshot(&[from], &path, state);
         }
         if first_viewer {
             // What is on disk now is the reference for the watcher.
@@ -846,12 +966,11 @@ impl SessionCore {
         let Some(doc) = store.doc_mut(&path) else {
             return self.refuse(from, format!("edit {path}"), format!("{path} is not open"));
         };
-        let host_actor = doc.shared_state().map(|st| st.actor().clone());
-        let owners = self
-            .host_mut()
-            .and_then(|h| h.files.get_mut(&path))
-            .map(|f| &mut f.actors);
-        if let Some(owners) = owners {
+        let doc_actor = doc.shared_state().map(|st| st.actor().clone());
+        let file = self.host_mut().and_then(|h| h.files.get_mut(&path));
+        if let Some(f) = file {
+            let host_actor = doc_actor.or_else(|| f.host_actor.clone());
+            let owners = &mut f.actors;
             let stolen = actors.iter().any(|a| {
                 Some(a) == host_actor.as_ref() || owners.get(a).is_some_and(|o| *o != from)
             });
@@ -865,30 +984,315 @@ impl SessionCore {
                 owners.insert(a, from);
             }
         }
-        let Some(doc) = store.doc_mut(&path) else {
-            return self.refuse(from, format!("edit {path}"), format!("{path} is not open"));
+        self.apply_sync(from, path, changes, store);
+    }
+
+    // ------------------------------------------------------- document work
+
+    fn defer(&mut self, path: String, msg: Deferred) {
+        self.deferred.entry(path).or_default().push_back(msg);
+    }
+
+    /// The session is over: results still to come are dropped when they
+    /// arrive (their job is no longer known), and so is what waited for them.
+    fn forget_doc_work(&mut self) {
+        self.jobs.clear();
+        self.deferred.clear();
+    }
+
+    /// Host: `from` waits for `path`'s CRDT state, built on a worker from
+    /// the text as it is now (the first guest starts it; others join it).
+    fn build_for(&mut self, from: ParticipantId, path: &str, store: &mut dyn DocStore) {
+        if let Some(Pending {
+            kind: PendingKind::Build { waiters, .. },
+            ..
+        }) = self.jobs.get_mut(path)
+        {
+            if !waiters.contains(&from) {
+                waiters.push(from);
+            }
+            return;
+        }
+        let Some(doc) = store.doc_mut(path) else {
+            return self.refuse(from, format!("open {path}"), format!("{path} is not open"));
         };
-        match doc.apply_remote(&changes) {
-            Ok(applied) => {
-                if !applied.is_empty() {
-                    store.remote_changed(&path, &applied);
-                    self.push(SessionEvent::Changed { path: path.clone() });
-                }
-                let msg = HostToGuest::Sync {
-                    path: path.clone(),
-                    changes,
+        let (text, revision) = (doc.rope().clone(), doc.revision());
+        let actor = ActorId::random();
+        if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
+            f.host_actor = Some(actor.clone());
+        }
+        let job = self.workers.spawn(path, Job::Build { text, actor });
+        self.jobs.insert(
+            path.to_string(),
+            Pending {
+                job,
+                kind: PendingKind::Build {
+                    waiters: vec![from],
+                    revision,
+                },
+            },
+        );
+    }
+
+    /// Host: sends `path`'s snapshot (or why there is none) to `to`.
+    fn send_snapshot(
+        &mut self,
+        to: &[ParticipantId],
+        path: &str,
+        state: Option<Result<std::sync::Arc<Vec<u8>>, DocError>>,
+    ) {
+        let request = format!("open {path}");
+        let refusal = match state {
+            Some(Ok(state)) if state.len() + OPENED_OVERHEAD <= MAX_FRAME_LEN => {
+                let msg = HostToGuest::OpenedState {
+                    path: path.to_string(),
+                    state: (*state).clone(),
                 };
-                let Ok(bytes) = encode_msg(&msg) else { return };
+                match encode_msg(&msg) {
+                    Ok(bytes) => {
+                        for &id in to {
+                            self.send_raw(id, bytes.clone());
+                        }
+                        return;
+                    }
+                    Err(e) => format!("could not encode {path}: {e}"),
+                }
+            }
+            Some(Ok(_)) => format!("{path} has too much history to send"),
+            Some(Err(e)) => e.to_string(),
+            None => format!("{path} is not open"),
+        };
+        for &id in to {
+            self.refuse(id, request.clone(), refusal.clone());
+        }
+    }
+
+    /// Applies a change message from `from` (at a guest: the host) to
+    /// `path`: queued behind pending work on the path, on a worker if it is
+    /// large, else here and now.
+    fn apply_sync(
+        &mut self,
+        from: ParticipantId,
+        path: String,
+        changes: Vec<u8>,
+        store: &mut dyn DocStore,
+    ) {
+        if self.jobs.contains_key(&path) {
+            return self.defer(path, Deferred::Sync { from, changes });
+        }
+        let Some(doc) = store.doc_mut(&path) else {
+            if self.is_host() {
+                self.refuse(from, format!("edit {path}"), format!("{path} is not open"));
+            }
+            return;
+        };
+        if changes.len() > OFF_THREAD_CHANGE_BYTES {
+            if let Some(worker) = doc.detach_for_sync() {
+                let job = self.workers.spawn(
+                    &path,
+                    Job::Apply {
+                        doc: worker,
+                        changes,
+                    },
+                );
+                let kind = PendingKind::Apply { from };
+                self.jobs.insert(path, Pending { job, kind });
+                return;
+            }
+        }
+        let (applied, error) = match doc.apply_remote(&changes) {
+            Ok(applied) => (applied, None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        self.synced(from, path, changes, applied, error, store);
+    }
+
+    /// A change message from `from` was applied to `path` (`applied`: what
+    /// it did to the text): report it and, on the host, pass it on.
+    fn synced(
+        &mut self,
+        from: ParticipantId,
+        path: String,
+        changes: Vec<u8>,
+        applied: Vec<Change>,
+        error: Option<DocError>,
+        store: &mut dyn DocStore,
+    ) {
+        if !applied.is_empty() {
+            store.remote_changed(&path, &applied);
+            self.push(SessionEvent::Changed { path: path.clone() });
+        }
+        match error {
+            Some(e) if self.is_host() => {
+                self.drop_guest(from, &format!("bad changes to {path}: {e}"))
+            }
+            Some(e) => self.error(format!("bad changes to {path} from the host: {e}")),
+            None if self.is_host() => {
                 let viewers: Vec<_> = self
                     .host_ref()
                     .and_then(|h| h.files.get(&path))
                     .map(|f| f.viewers.iter().copied().filter(|&v| v != from).collect())
                     .unwrap_or_default();
+                let Ok(bytes) = encode_msg(&HostToGuest::Sync { path, changes }) else {
+                    return;
+                };
                 for v in viewers {
                     self.send_raw(v, bytes.clone());
                 }
             }
-            Err(e) => self.drop_guest(from, &format!("bad changes to {path}: {e}")),
+            None => {}
+        }
+    }
+
+    /// Takes in one finished job, then handles what waited for it.
+    fn doc_work_done(&mut self, done: Done, store: &mut dyn DocStore) {
+        let Done { path, job, output } = done;
+        if self.jobs.get(&path).is_none_or(|p| p.job != job) {
+            // The file was closed or the session ended meanwhile.
+            return;
+        }
+        let Some(Pending { kind, .. }) = self.jobs.remove(&path) else {
+            return;
+        };
+        match (kind, output) {
+            (PendingKind::Build { waiters, revision }, Output::Built(result)) => {
+                self.built(&path, waiters, revision, result, store)
+            }
+            (PendingKind::Load, Output::Loaded(result)) => {
+                let Some(doc) = store.doc_mut(&path) else {
+                    return;
+                };
+                match result.and_then(|s| doc.attach(s, Attach::TakeSharedText)) {
+                    Ok(changes) => {
+                        if !changes.is_empty() {
+                            store.remote_changed(&path, &changes);
+                        }
+                        let read_only = self.is_read_only();
+                        self.push(SessionEvent::FileReady {
+                            path: path.clone(),
+                            read_only,
+                        });
+                    }
+                    Err(e) => self.error(format!("cannot open {path}: {e}")),
+                }
+            }
+            (
+                PendingKind::Apply { from },
+                Output::Applied {
+                    doc: worker,
+                    changes,
+                    result,
+                },
+            ) => {
+                let Some(doc) = store.doc_mut(&path) else {
+                    return;
+                };
+                let applied = doc.reattach(worker);
+                self.synced(from, path.clone(), changes, applied, result.err(), store);
+            }
+            (kind, _) => self.doc_work_lost(&path, kind, store),
+        }
+        self.replay(&path, store);
+    }
+
+    /// Host: `path`'s CRDT state is built: attach it (folding in the
+    /// host's edits made meanwhile) and send the snapshot to the waiters.
+    fn built(
+        &mut self,
+        path: &str,
+        waiters: Vec<ParticipantId>,
+        revision: u64,
+        result: Result<(crate::doc::SharedState, Vec<u8>), DocError>,
+        store: &mut dyn DocStore,
+    ) {
+        let viewers = self
+            .host_ref()
+            .and_then(|h| h.files.get(path))
+            .map(|f| f.viewers.clone())
+            .unwrap_or_default();
+        let waiters: Vec<_> = waiters
+            .into_iter()
+            .filter(|w| viewers.contains(w))
+            .collect();
+        let Some(doc) = store.doc_mut(path) else {
+            return self.send_snapshot(&waiters, path, None);
+        };
+        match result
+            .and_then(|(state, bytes)| doc.attach(state, Attach::KeepLocalText).map(|_| bytes))
+        {
+            Ok(bytes) => {
+                let bytes = std::sync::Arc::new(bytes);
+                if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
+                    f.snapshot = Some((revision, bytes.clone()));
+                }
+                self.send_snapshot(&waiters, path, Some(Ok(bytes)));
+                // The host's edits made while building are one local
+                // change now: it follows the snapshot on every stream.
+                self.local_edit(path, store);
+            }
+            Err(e) => {
+                for w in waiters {
+                    self.refuse(
+                        w,
+                        format!("open {path}"),
+                        format!("cannot share {path}: {e}"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A worker panicked: what it held is gone. The document stays as it
+    /// was shown; the user is told.
+    fn doc_work_lost(&mut self, path: &str, kind: PendingKind, store: &mut dyn DocStore) {
+        self.error(format!(
+            "{path}: internal error while preparing the shared document; close it and open it again"
+        ));
+        match kind {
+            PendingKind::Build { waiters, .. } => {
+                for w in waiters {
+                    self.refuse(
+                        w,
+                        format!("open {path}"),
+                        "the host could not share it".into(),
+                    );
+                }
+            }
+            PendingKind::Apply { .. } if self.is_host() => {
+                // Its CRDT state went with the worker: back to a local
+                // buffer, editable, shared afresh at the next `Open`.
+                if let Some(doc) = store.doc_mut(path) {
+                    doc.unshare();
+                }
+                if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
+                    f.snapshot = None;
+                }
+            }
+            PendingKind::Apply { .. } | PendingKind::Load => {}
+        }
+    }
+
+    /// Handles, in arrival order, the messages that waited for `path`'s
+    /// work, until one of them starts more.
+    fn replay(&mut self, path: &str, store: &mut dyn DocStore) {
+        while !self.jobs.contains_key(path) {
+            let Some(msg) = self.deferred.get_mut(path).and_then(VecDeque::pop_front) else {
+                break;
+            };
+            match msg {
+                Deferred::Sync { from, changes } => {
+                    self.apply_sync(from, path.to_string(), changes, store)
+                }
+                Deferred::FromGuest(from, msg) => {
+                    if self.participants.contains_key(&from) {
+                        self.host_message(from, msg, store);
+                    }
+                }
+                Deferred::FromHost(msg) => self.guest_message(msg, store),
+            }
+        }
+        if self.deferred.get(path).is_some_and(VecDeque::is_empty) {
+            self.deferred.remove(path);
         }
     }
 
@@ -968,11 +1372,19 @@ impl SessionCore {
         g.over = true;
         g.open.clear();
         self.state = SessionState::Inactive;
+        self.forget_doc_work();
         self.push(SessionEvent::SessionEnded { message });
         self.shutdown_runtime();
     }
 
     fn guest_message(&mut self, msg: HostToGuest, store: &mut dyn DocStore) {
+        // (A `Sync` waits in `apply_sync`.)
+        if let HostToGuest::Opened { path, .. } | HostToGuest::OpenedState { path, .. } = &msg {
+            if self.jobs.contains_key(path) {
+                let path = path.clone();
+                return self.defer(path, Deferred::FromHost(msg));
+            }
+        }
         match msg {
             HostToGuest::Welcome {
                 host_name,
@@ -1041,35 +1453,20 @@ impl SessionCore {
                 }
             }
             HostToGuest::OpenedState { path, state } => {
-                let loaded = SharedState::load(&state, ActorId::random());
-                let Some(doc) = store.doc_mut(&path) else {
+                if store.doc_mut(&path).is_none() {
                     return;
-                };
-                let attached = loaded.and_then(|s| doc.attach(s, Attach::TakeSharedText));
-                match attached {
-                    Ok(changes) => {
-                        if !changes.is_empty() {
-                            store.remote_changed(&path, &changes);
-                        }
-                        let read_only = self.is_read_only();
-                        self.push(SessionEvent::FileReady { path, read_only });
-                    }
-                    Err(e) => self.error(format!("cannot open {path}: {e}")),
                 }
+                let job = self.workers.spawn(&path, Job::Load { state });
+                self.jobs.insert(
+                    path,
+                    Pending {
+                        job,
+                        kind: PendingKind::Load,
+                    },
+                );
             }
             HostToGuest::Sync { path, changes } => {
-                let Some(doc) = store.doc_mut(&path) else {
-                    return;
-                };
-                match doc.apply_remote(&changes) {
-                    Ok(applied) => {
-                        if !applied.is_empty() {
-                            store.remote_changed(&path, &applied);
-                            self.push(SessionEvent::Changed { path });
-                        }
-                    }
-                    Err(e) => self.error(format!("bad changes to {path} from the host: {e}")),
-                }
+                self.apply_sync(HOST_PARTICIPANT_ID, path, changes, store)
             }
             HostToGuest::EditRefused { path, message } => {
                 self.error(format!("{path}: {message}"));
@@ -1253,6 +1650,9 @@ impl SessionCore {
         if let Some(g) = self.guest_mut() {
             g.open.remove(path);
         }
+        // Whatever a worker is still doing for the closed file is dropped.
+        self.jobs.remove(path);
+        self.deferred.remove(path);
         self.guest_request(GuestToHost::Close { path: path.into() });
     }
 
@@ -1381,6 +1781,7 @@ impl SessionCore {
             h.files.clear();
             h.pending.clear();
         }
+        self.forget_doc_work();
         self.push(SessionEvent::SessionEnded {
             message: "you ended the session".into(),
         });
@@ -1448,6 +1849,11 @@ impl SessionCore {
             }
         }
         for (path, abs, stamp) in ready {
+            if self.jobs.contains_key(&path) {
+                // Its document may be detached (read-only): the change
+                // stays `seen` and is merged at a later tick.
+                continue;
+            }
             let Ok(new_text) = std::fs::read_to_string(&abs) else {
                 continue;
             };

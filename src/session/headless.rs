@@ -31,7 +31,7 @@ use std::sync::mpsc;
 use serde_json::{json, Value};
 
 use super::{DocStore, Profile, SessionCore, SessionEvent, SessionOptions, SessionState};
-use crate::doc::{ActorId, Change, Document};
+use crate::doc::{Change, Document};
 use crate::net::InviteLink;
 use crate::workspace::{self, ReadOnlyReason};
 
@@ -65,17 +65,9 @@ impl HeadlessStore {
         self.docs.get(path).map(|d| d.rope().to_string())
     }
 
+    /// Loads without building CRDT state: the core builds it, off this
+    /// thread, when a guest first opens the file.
     fn load(&mut self, path: &str) -> Result<&mut Document, String> {
-        let doc = self.load_unshared(path)?;
-        if !doc.is_shared() && !doc.is_read_only() {
-            doc.share(ActorId::random()).map_err(|e| e.to_string())?;
-        }
-        Ok(doc)
-    }
-
-    /// Loads without building CRDT state (the core builds it once the guest
-    /// has the text).
-    fn load_unshared(&mut self, path: &str) -> Result<&mut Document, String> {
         let Some(root) = &self.root else {
             return Err("not the host".into());
         };
@@ -101,7 +93,7 @@ impl DocStore for HeadlessStore {
     }
 
     fn open_for_peer(&mut self, path: &str) -> Result<&mut Document, String> {
-        self.load_unshared(path)
+        self.load(path)
     }
 
     fn adopt(&mut self, path: &str, doc: Document, _read_only: bool) {

@@ -25,6 +25,9 @@
 //!   (documented there and in `docs/headless.md`).
 //! - `diff.rs`: old text → new text as [`crate::doc::Change`]s, for merging
 //!   changes made on the host's disk by other programs.
+//! - `work.rs`: worker threads for document work too slow for the driver
+//!   (building, loading, applying large change messages); the core
+//!   collects their results in [`SessionCore::poll`].
 //!
 //! # States
 //!
@@ -46,10 +49,11 @@ mod diff;
 pub mod headless;
 pub mod protocol;
 pub mod runtime;
+mod work;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-pub use self::core::{SessionCore, WATCH_INTERVAL};
+pub use self::core::{SessionCore, OFF_THREAD_CHANGE_BYTES, WATCH_INTERVAL};
 pub use diff::diff_text;
 pub use protocol::{DirEntry, ParticipantId};
 pub use runtime::{NetCommand, NetEvent, PendingId, SessionRuntime};

@@ -170,7 +170,9 @@ pub enum HostToGuest {
         read_only: bool,
     },
     /// Follows a live `Opened`, before any `Sync` of that file: the CRDT
-    /// snapshot (`Document::save_crdt` bytes) matching the text sent.
+    /// snapshot (`Document::save_crdt` bytes). Its text is the one the
+    /// guest keeps; it can be older than `Opened`'s when the host edited
+    /// while building it, and a `Sync` with those edits follows.
     OpenedState {
         /// File.
         path: String,

@@ -268,6 +268,12 @@ impl SessionRuntime {
         (self.notify)();
     }
 
+    /// The driver's `notify`, for other threads that have work for the
+    /// driver (the session core's document workers).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        self.notify.clone()
+    }
+
     /// The next event, if any (never blocks).
     pub fn try_recv(&self) -> Option<NetEvent> {
         self.events.try_recv().ok()

@@ -242,9 +242,15 @@ impl App {
             self.on_session_event(ev);
         }
         self.sync_tree_requests();
-        // Files too large to share editable became read-only for everyone.
+        // Files too large to share editable became read-only for everyone
+        // (not those read-only only while a worker has their document).
+        let session = self.session.as_ref();
         for b in &mut self.editor.buffers {
-            if b.read_only.is_none() && b.doc.is_read_only() {
+            let working = b
+                .shared_path
+                .as_deref()
+                .is_some_and(|p| session.is_some_and(|s| s.doc_work_pending(p)));
+            if b.read_only.is_none() && b.doc.is_read_only() && !working {
                 b.read_only = b.doc.read_only_reason().map(str::to_string);
             }
         }
@@ -311,10 +317,19 @@ impl App {
                 }
             }
             SessionEvent::FileReady { path, read_only } => {
+                // A large change that arrived while loading may already be
+                // applying on a worker: that read-only spell is the doc's
+                // own and ends by itself.
+                let working = self
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| s.doc_work_pending(&path));
                 if let Some(i) = self.editor.find_shared(&path) {
                     let b = &mut self.editor.buffers[i];
                     b.read_only = if read_only {
                         Some("the host made this session read-only for you".into())
+                    } else if working {
+                        None
                     } else {
                         b.doc.read_only_reason().map(str::to_string)
                     };

@@ -1,0 +1,179 @@
+//! Document work too slow for the driver thread, run on worker threads.
+//!
+//! The session core lives on the driver (UI) thread, but building CRDT
+//! state for a file (about 0.7 s per MB), loading a snapshot (0.3–0.5 s per
+//! MB) or applying a large change message (seconds for a big paste) would
+//! freeze the UI. [`Workers`] runs such a [`Job`] on a thread of its own
+//! (each job owns its data: a rope, snapshot bytes or a document detached
+//! with `Document::detach_for_sync`, never a borrow of the driver's), sends
+//! the [`Done`] back over a channel the core owns, and wakes the driver
+//! (the runtime's `notify`), which then calls `SessionCore::poll`.
+//!
+//! Jobs are numbered so the core can tell a result it still wants from a
+//! late one (file closed, session over) and drop the latter.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use crate::doc::{ActorId, Change, DocError, Document, SharedState};
+
+/// Wakes the driver so it polls the core.
+pub(super) type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// Work for a worker thread; owns everything it touches.
+pub(super) enum Job {
+    /// Host: CRDT state for `text`, then its snapshot for the guests.
+    Build {
+        /// A clone of the document's rope when the first guest opened it.
+        text: ropey::Rope,
+        /// The host's fresh actor id for this document.
+        actor: ActorId,
+    },
+    /// Guest: the host's snapshot, loaded.
+    Load {
+        /// `OpenedState` bytes.
+        state: Vec<u8>,
+    },
+    /// A large change message applied to a detached document.
+    Apply {
+        /// From `Document::detach_for_sync`.
+        doc: Document,
+        /// The message, handed back for forwarding.
+        changes: Vec<u8>,
+    },
+}
+
+/// What a [`Job`] produced.
+pub(super) enum Output {
+    /// See [`Job::Build`]: the state and its saved bytes.
+    Built(Result<(SharedState, Vec<u8>), DocError>),
+    /// See [`Job::Load`].
+    Loaded(Result<SharedState, DocError>),
+    /// See [`Job::Apply`]: the worker's document (to reattach whatever
+    /// happened) and the message it applied.
+    Applied {
+        doc: Document,
+        changes: Vec<u8>,
+        result: Result<Vec<Change>, DocError>,
+    },
+    /// The job panicked; what it owned is gone.
+    Panicked,
+}
+
+impl Job {
+    fn run(self) -> Output {
+        match self {
+            Job::Build { text, actor } => {
+                Output::Built(SharedState::build(&text, actor).map(|mut state| {
+                    let bytes = state.save();
+                    (state, bytes)
+                }))
+            }
+            Job::Load { state } => Output::Loaded(SharedState::load(&state, ActorId::random())),
+            Job::Apply { mut doc, changes } => {
+                let result = doc.apply_remote(&changes);
+                Output::Applied {
+                    doc,
+                    changes,
+                    result,
+                }
+            }
+        }
+    }
+}
+
+/// A finished job, for the core.
+pub(super) struct Done {
+    /// The shared path the job was for.
+    pub path: String,
+    /// The number [`Workers::spawn`] gave it.
+    pub job: u64,
+    pub output: Output,
+}
+
+/// Starts jobs and collects what they produce.
+pub(super) struct Workers {
+    tx: Sender<Done>,
+    rx: Receiver<Done>,
+    waker: Option<Waker>,
+    next_job: u64,
+    /// Started and not yet received.
+    in_flight: usize,
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        let (tx, rx) = channel();
+        Self {
+            tx,
+            rx,
+            waker: None,
+            next_job: 0,
+            in_flight: 0,
+        }
+    }
+}
+
+impl Workers {
+    /// Wake the driver with `waker` whenever a job finishes.
+    pub fn set_waker(&mut self, waker: Waker) {
+        self.waker = Some(waker);
+    }
+
+    /// Runs `job` for `path` on a new thread; returns its number.
+    pub fn spawn(&mut self, path: &str, job: Job) -> u64 {
+        self.next_job += 1;
+        let id = self.next_job;
+        self.in_flight += 1;
+        // The job sits in a slot rather than moving into the closure so
+        // that it can still run here if no thread can be started.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let (tx, waker, name) = (self.tx.clone(), self.waker.clone(), path.to_string());
+        let spawned = std::thread::Builder::new()
+            .name("lshed-doc-work".into())
+            .spawn(move || {
+                if let Some(job) = theirs.lock().ok().and_then(|mut j| j.take()) {
+                    finish(&tx, waker.as_ref(), name, id, job);
+                }
+            });
+        if spawned.is_err() {
+            if let Some(job) = slot.lock().ok().and_then(|mut j| j.take()) {
+                finish(&self.tx, None, path.to_string(), id, job);
+            }
+        }
+        id
+    }
+
+    /// A finished job, if any; with `block`, waits for one while any runs.
+    pub fn next(&mut self, block: bool) -> Option<Done> {
+        let done = if block && self.in_flight > 0 {
+            self.rx.recv().ok()
+        } else {
+            self.rx.try_recv().ok()
+        };
+        if done.is_some() {
+            self.in_flight -= 1;
+        }
+        done
+    }
+}
+
+fn finish(tx: &Sender<Done>, waker: Option<&Waker>, path: String, job: u64, work: Job) {
+    // A panic must still report, or the core would wait for this job forever.
+    let output = catch_unwind(AssertUnwindSafe(|| work.run())).unwrap_or(Output::Panicked);
+    if tx.send(Done { path, job, output }).is_ok() {
+        if let Some(wake) = waker {
+            wake();
+        }
+    }
+}
