@@ -947,3 +947,46 @@ fn results_arriving_after_the_session_ended_are_dropped() {
     }
     assert!(!snapshot_queued_for(&net, 1));
 }
+
+/// Two guests type thousands of chars at one spot of a file: the host
+/// splits the busy chunk as they go (its split and the moved racing edits
+/// reach every guest through the session), everyone converges, nothing
+/// typed is lost and no chunk stays big.
+#[test]
+fn long_typing_in_one_place_is_split_by_the_host_through_the_session() {
+    let dir = folder(&[("f.txt", "0123456789\n")]);
+    let mut net = Net::new(dir.path(), 2, 4242, true);
+    open_everywhere(&mut net, "f.txt");
+    // Split every few hundred chars (default: every 4096), so that splits
+    // race with the guests' typing many times.
+    let host_doc = net.nodes[0].store.doc_mut("f.txt").unwrap();
+    host_doc.shared_state_mut().unwrap().set_split_churn(400);
+    let mut typed = 0;
+    for i in 0..3000 {
+        let who = 1 + i % 2;
+        let len = net.text(who, "f.txt").unwrap().chars().count();
+        // Both type in the middle of the text, one char each turn.
+        net.edit(who, "f.txt", Change::insert(len / 2, "é"));
+        typed += 1;
+        if i % 5 == 0 {
+            net.deliver_one();
+        }
+        if i % 97 == 0 {
+            net.pump_all();
+        }
+    }
+    net.pump_all();
+    let text = same_text_everywhere(&net, "f.txt");
+    assert_eq!(text.chars().filter(|&c| c == 'é').count(), typed);
+    let host = net.nodes[0].store.doc_mut("f.txt").unwrap();
+    let state = host.shared_state().unwrap();
+    assert!(state.retired_count() > 0, "the host split the busy chunk");
+    assert!(state.longest_chunk() <= lshed::doc::SPLIT_CHURN);
+    let host_chunks = state.chunk_count();
+    for g in 1..=2 {
+        let doc = net.nodes[g].store.doc_mut("f.txt").unwrap();
+        let s = doc.shared_state().unwrap();
+        assert_eq!(s.chunk_count(), host_chunks, "guest {g} follows the layout");
+        assert_eq!(s.text(), doc.rope().to_string(), "guest {g} mirror");
+    }
+}

@@ -1133,12 +1133,19 @@ impl SessionCore {
                     .and_then(|h| h.files.get(&path))
                     .map(|f| f.viewers.iter().copied().filter(|&v| v != from).collect())
                     .unwrap_or_default();
-                let Ok(bytes) = encode_msg(&HostToGuest::Sync { path, changes }) else {
+                let Ok(bytes) = encode_msg(&HostToGuest::Sync {
+                    path: path.clone(),
+                    changes,
+                }) else {
                     return;
                 };
                 for v in viewers {
                     self.send_raw(v, bytes.clone());
                 }
+                // Applying it may have made the host split a chunk, or move
+                // the guest's edit off a chunk it had just split: those are
+                // host changes, for every viewer (the sender included).
+                self.local_edit(&path, store);
             }
             None => {}
         }
