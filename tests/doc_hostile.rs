@@ -3,7 +3,7 @@
 //! leave the document corrupted (rope mirror = automerge text, and the
 //! document still exchanges edits with an honest peer afterwards).
 
-use lshed::doc::{ActorId, Change, Document, PeerSync, SharedState, StablePos};
+use lshed::doc::{ActorId, Change, DocError, Document, PeerSync, SharedState, StablePos};
 use proptest::prelude::*;
 
 fn actor(n: u8) -> ActorId {
@@ -161,4 +161,69 @@ fn a_document_without_the_layout_is_refused() {
         SharedState::load(&bytes, actor(4)),
         Err(lshed::doc::DocError::NotADocument(_))
     ));
+}
+
+/// A well-formed change whose op names an object that does not exist makes
+/// automerge 0.12 panic while applying ("Obj ... Missing from Index"), after
+/// it has started changing its state. The document must contain the panic,
+/// rebuild its automerge state from the checkpoint and the log of good
+/// changes, keep its text, and go on working with the honest peer.
+#[test]
+fn a_change_that_panics_automerge_mid_apply_is_contained_and_recovered() {
+    use automerge::legacy::{ObjectId, OpId};
+
+    let mut host = Document::from_text("hello world\n");
+    host.share(actor(1)).unwrap();
+    let saved = host.save_crdt().unwrap();
+    let mut guest = Document::from_shared(SharedState::load(&saved, actor(2)).unwrap());
+    // Some good history on both sides since the checkpoint, so recovery has
+    // a log to replay.
+    for i in 0..20 {
+        host.apply_local(&[Change::insert(5, if i % 2 == 0 { "," } else { "!" })]);
+        let msg = host.take_outgoing().unwrap();
+        guest.apply_remote(&msg).unwrap();
+    }
+    guest.apply_local(&[Change::insert(0, ">")]);
+    let honest = guest.take_outgoing().unwrap();
+    host.apply_remote(&honest).unwrap();
+    let before = host.rope().to_string();
+
+    // The guest's next change, rewritten to target an object nobody made.
+    guest.apply_local(&[Change::insert(1, "x")]);
+    let msg = guest.take_outgoing().unwrap();
+    let raw = &msg[4..]; // one change: [u32 length][bytes]
+    let change = automerge::Change::from_bytes(raw.to_vec()).unwrap();
+    let mut expanded = change.decode();
+    let author = expanded.actor_id.clone();
+    for op in &mut expanded.operations {
+        op.obj = ObjectId::Id(OpId(999_999, author.clone()));
+    }
+    let forged = automerge::Change::from(expanded);
+    let mut bad = (forged.raw_bytes().len() as u32).to_le_bytes().to_vec();
+    bad.extend_from_slice(forged.raw_bytes());
+
+    let revision = host.revision();
+    let err = host.apply_remote(&bad).expect_err("a forged change");
+    assert!(
+        matches!(err, DocError::Panicked { .. }),
+        "automerge panicked and it was contained: {err:?}"
+    );
+    assert_eq!(host.rope().to_string(), before, "text kept");
+    let state = host.shared_state().unwrap();
+    assert_eq!(state.text(), before, "automerge state rebuilt");
+    state.check_invariants().unwrap();
+    assert!(host.revision() >= revision);
+
+    // Life goes on: the real change still applies (the forged one left no
+    // trace), and both sides keep editing and converge.
+    host.apply_remote(&msg).unwrap();
+    host.apply_local(&[Change::insert(0, "H")]);
+    let out = host.take_outgoing().unwrap();
+    guest.apply_remote(&out).unwrap();
+    guest.apply_local(&[Change::insert(guest.len_chars(), "G")]);
+    let out = guest.take_outgoing().unwrap();
+    host.apply_remote(&out).unwrap();
+    assert_eq!(host.rope().to_string(), guest.rope().to_string());
+    assert!(host.rope().to_string().starts_with("H>x"));
+    assert!(host.rope().to_string().ends_with('G'));
 }

@@ -140,6 +140,9 @@ pub struct SharedState {
     dirty: Vec<ObjId>,
     /// Churn past which the owner splits a chunk ([`SPLIT_CHURN`]).
     split_churn: usize,
+    /// The text as a rope, made by `build`/`load` (on the worker that runs
+    /// them) for [`super::Document::attach`]; dropped by any change.
+    text_cache: Option<Rope>,
 }
 
 /// What a remote apply did: the rope changes made (always valid, even on
@@ -334,7 +337,7 @@ impl SharedState {
         tx.commit();
         let checkpoint = am.save();
         let flushed_heads = am.get_heads();
-        Ok(Self {
+        let mut state = Self {
             am,
             list: Some(list),
             len: text.len_chars(),
@@ -351,7 +354,10 @@ impl SharedState {
             retired: HashMap::new(),
             dirty: Vec::new(),
             split_churn: SPLIT_CHURN,
-        })
+            text_cache: None,
+        };
+        state.text_cache = Some(text.clone());
+        Ok(state)
     }
 
     /// An empty state for a peer that will receive everything through the
@@ -374,6 +380,7 @@ impl SharedState {
             retired: HashMap::new(),
             dirty: Vec::new(),
             split_churn: SPLIT_CHURN,
+            text_cache: None,
         }
     }
 
@@ -403,11 +410,14 @@ impl SharedState {
             retired: HashMap::new(),
             dirty: Vec::new(),
             split_churn: SPLIT_CHURN,
+            text_cache: None,
         };
         state.rebuild_table();
         if state.list.is_none() && !state.am.get_heads().is_empty() {
             return Err(DocError::NotADocument("no \"chunks\" list".into()));
         }
+        // Made here, on the loading thread, so attaching costs little.
+        state.text_cache = Some(Rope::from_str(&state.text()));
         Ok(state)
     }
 
@@ -458,6 +468,14 @@ impl SharedState {
             }
         }
         out
+    }
+
+    /// The text as a rope: the one `build`/`load` made if nothing changed
+    /// since, else read now (O(n)).
+    pub(crate) fn take_text_rope(&mut self) -> Rope {
+        self.text_cache
+            .take()
+            .unwrap_or_else(|| Rope::from_str(&self.text()))
     }
 
     /// Length of the text in chars.
@@ -601,6 +619,7 @@ impl SharedState {
     /// `rope` and returns the changes applied to it, in order.
     pub(crate) fn apply_remote(&mut self, rope: &mut Rope, bytes: &[u8]) -> Remote {
         const WHAT: &str = "change message";
+        self.text_cache = None;
         // The recovery log must hold every local change before foreign
         // input can make automerge panic.
         self.flush();
@@ -818,6 +837,7 @@ impl SharedState {
         bytes: &[u8],
     ) -> Remote {
         const WHAT: &str = "sync message";
+        self.text_cache = None;
         self.flush();
         let msg = match contain(WHAT, || sync::Message::decode(bytes)) {
             Ok(Ok(msg)) => msg,
@@ -1052,6 +1072,7 @@ impl SharedState {
                 "the shared document has not arrived yet".into(),
             ));
         };
+        self.text_cache = None;
         let actor = self.am.get_actor().clone();
         let mut tx = self.am.transaction();
         let mut ed = Editor {
