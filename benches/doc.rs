@@ -79,10 +79,14 @@ fn code_text(n: usize) -> String {
 
 /// The paper trace through `doc` (shared, one automerge change per
 /// transaction); with `send`, the change bytes are also taken after each
-/// transaction, as a session sending every keystroke would.
-fn replay_doc(t: &trace::Trace, send: bool) -> Document {
+/// transaction, as a session sending every keystroke would; with
+/// `viewers`, as a session host whose guests view the file (chunks split).
+fn replay_doc(t: &trace::Trace, send: bool, viewers: bool) -> Document {
     let mut doc = Document::from_text(&t.start);
     doc.share(actor(1)).expect("share");
+    if let Some(state) = doc.shared_state_mut() {
+        state.set_splitting(viewers);
+    }
     for txn in &t.txns {
         doc.apply_local(&changes(txn));
         if send {
@@ -113,6 +117,7 @@ fn replay_raw(t: &trace::Trace) -> AutoCommit {
 fn pair(text: &str) -> (Document, Document) {
     let mut host = Document::from_text(text);
     host.share(actor(1)).expect("share");
+    host.shared_state_mut().expect("shared").set_splitting(true);
     let saved = host.save_crdt().expect("save");
     let guest = Document::from_shared(SharedState::load(&saved, actor(2)).expect("load"));
     (host, guest)
@@ -151,7 +156,7 @@ fn memory_report() {
 
     let (doc, peak, held) = measure_heap(|| {
         let t0 = Instant::now();
-        let d = replay_doc(&paper, true);
+        let d = replay_doc(&paper, true, false);
         eprintln!(
             "paper through doc (+ change bytes per txn): {:?}",
             t0.elapsed()
@@ -229,6 +234,7 @@ fn memory_report() {
     // of a session where the host types the paper).
     let mut host = Document::from_text(&paper.start);
     host.share(actor(1)).expect("share");
+    host.shared_state_mut().expect("shared").set_splitting(true);
     let saved = host.save_crdt().expect("save");
     let msgs: Vec<Vec<u8>> = paper
         .txns
@@ -260,8 +266,11 @@ fn memory_report() {
 
     // Full sync of the final paper document to a fresh peer.
     let t0 = Instant::now();
-    let mut host = replay_doc(&paper, false);
-    eprintln!("paper through doc (no sending): {:?}", t0.elapsed());
+    let mut host = replay_doc(&paper, false, true);
+    eprintln!(
+        "paper through doc (no sending, splitting as a host with viewers): {:?}",
+        t0.elapsed()
+    );
     let mut fresh = Document::from_shared(SharedState::empty(actor(3)));
     let (mut hs, mut fs) = (PeerSync::new(), PeerSync::new());
     let (mut bytes, mut msgs) = (0, 0);
@@ -301,9 +310,14 @@ fn bench_paper(c: &mut Criterion) {
     let mut g = c.benchmark_group("paper_replay");
     g.sample_size(10);
     g.throughput(Throughput::Elements(edits));
-    g.bench_function("doc", |b| b.iter(|| black_box(replay_doc(&paper, false))));
+    g.bench_function("doc", |b| {
+        b.iter(|| black_box(replay_doc(&paper, false, false)))
+    });
+    g.bench_function("doc_host_with_viewers", |b| {
+        b.iter(|| black_box(replay_doc(&paper, false, true)))
+    });
     g.bench_function("doc_with_change_bytes", |b| {
-        b.iter(|| black_box(replay_doc(&paper, true)))
+        b.iter(|| black_box(replay_doc(&paper, true, false)))
     });
     g.bench_function("raw_automerge", |b| {
         b.iter(|| black_box(replay_raw(&paper)))
@@ -316,6 +330,7 @@ fn bench_paper(c: &mut Criterion) {
     // that has all the others.
     let mut host = Document::from_text(&paper.start);
     host.share(actor(1)).expect("share");
+    host.shared_state_mut().expect("shared").set_splitting(true);
     let saved = host.save_crdt().expect("save");
     let last = paper.txns.len().saturating_sub(500);
     let mut base_saved = Vec::new();
@@ -411,7 +426,7 @@ fn bench_keystrokes(c: &mut Criterion) {
     // place (the issue measured 32-42 ms per remote keystroke there with
     // raw automerge 0.12).
     let paper = trace::load_named("automerge-paper");
-    let mut host = replay_doc(&paper, false);
+    let mut host = replay_doc(&paper, false, true);
     let saved = host.save_crdt().expect("save");
     let mut guest = Document::from_shared(SharedState::load(&saved, actor(2)).expect("load"));
     let mut seed = 13usize;

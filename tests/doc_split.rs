@@ -27,6 +27,7 @@ fn check_mirror(doc: &Document) {
 fn pair(initial: &str) -> (Document, Document) {
     let mut host = Document::from_text(initial);
     host.share(actor(1)).unwrap();
+    host.shared_state_mut().unwrap().set_splitting(true);
     let saved = host.save_crdt().unwrap();
     let guest = Document::from_shared(SharedState::load(&saved, actor(2)).unwrap());
     (host, guest)
@@ -50,6 +51,18 @@ fn only_the_builder_owns_the_layout() {
     let (host, guest) = pair("abc");
     assert!(host.shared_state().unwrap().owns_layout());
     assert!(!guest.shared_state().unwrap().owns_layout());
+}
+
+#[test]
+fn a_document_nobody_views_is_not_split() {
+    let mut doc = Document::from_text("abc");
+    doc.share(actor(1)).unwrap();
+    for _ in 0..(SPLIT_CHURN + 100) {
+        doc.apply_local(&[Change::insert(1, "x")]);
+    }
+    let state = doc.shared_state().unwrap();
+    assert_eq!(state.retired_count(), 0);
+    assert_eq!(state.chunk_count(), 1);
 }
 
 #[test]
@@ -226,6 +239,7 @@ fn star_run(seed: u64, guests: usize, steps: usize) {
     let mut host = Document::from_text(&initial);
     host.share(actor(1)).unwrap();
     // Split very often, so that splits race with everything.
+    host.shared_state_mut().unwrap().set_splitting(true);
     host.shared_state_mut().unwrap().set_split_churn(40);
     let saved = host.save_crdt().unwrap();
     let mut peers: Vec<Document> = (0..guests)

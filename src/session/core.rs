@@ -1228,6 +1228,11 @@ impl SessionCore {
             .and_then(|(state, bytes)| doc.attach(state, Attach::KeepLocalText).map(|_| bytes))
         {
             Ok(bytes) => {
+                // Guests view it: keep every chunk's history short so that
+                // each of their remote applies stays cheap (`doc` docs).
+                if let Some(state) = store.doc_mut(path).and_then(|d| d.shared_state_mut()) {
+                    state.set_splitting(true);
+                }
                 let bytes = std::sync::Arc::new(bytes);
                 if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
                     f.snapshot = Some((revision, bytes.clone()));
