@@ -230,6 +230,39 @@ fn memory_report() {
     );
     drop(a);
 
+    // A guest following the host's split of a chunk in a 1 MB document
+    // (the layout changes under it; its text does not).
+    let (mut host, mut guest) = pair(&code_text(1_000_000));
+    host.shared_state_mut()
+        .expect("shared")
+        .set_split_churn(1500);
+    let (mut split_times, mut other_times) = (Vec::new(), Vec::new());
+    for i in 0..4000 {
+        host.apply_local(&[Change::insert(500_000 + i % 5, "k")]);
+        let msg = host.take_outgoing().expect("change");
+        let before = guest.shared_state().expect("shared").retired_count();
+        let t0 = Instant::now();
+        guest.apply_remote(&msg).expect("apply");
+        let took = t0.elapsed();
+        if guest.shared_state().expect("shared").retired_count() > before {
+            split_times.push(took);
+        } else {
+            other_times.push(took);
+        }
+    }
+    split_times.sort();
+    other_times.sort();
+    if let (Some(s), Some(o)) = (
+        split_times.get(split_times.len() / 2),
+        other_times.get(other_times.len() / 2),
+    ) {
+        eprintln!(
+            "1 MB guest: keystroke that carries a split {s:?} (median of {}), other keystrokes {o:?}",
+            split_times.len()
+        );
+    }
+    drop((host, guest));
+
     // The whole trace as remote changes on a second document (the guest
     // of a session where the host types the paper).
     let mut host = Document::from_text(&paper.start);

@@ -406,3 +406,29 @@ fn random_star_sessions_with_constant_splitting_lose_and_resurrect_nothing() {
         star_run(seed * 7919, 1 + (seed as usize % 3), 600);
     }
 }
+
+#[test]
+fn a_guest_follows_a_split_without_touching_its_text() {
+    let initial: String = "0123456789\n".repeat(500);
+    let (mut host, mut guest) = pair(&initial);
+    host.shared_state_mut().unwrap().set_split_churn(600);
+    let mut splits_seen = 0;
+    for i in 0..3000u32 {
+        let at = 2000 + (i % 7) as usize;
+        // Distinct chars, so that the only right answer is exact.
+        let k = char::from_u32(0x4E00 + i).unwrap().to_string();
+        host.apply_local(&[Change::insert(at, k.clone())]);
+        let msg = host.take_outgoing().unwrap();
+        let before = guest.shared_state().unwrap().retired_count();
+        let changes = guest.apply_remote(&msg).unwrap();
+        if guest.shared_state().unwrap().retired_count() > before {
+            splits_seen += 1;
+        }
+        // Only the keystroke reaches the rope (a split is not a rewrite of
+        // the text under the guest's cursor).
+        assert_eq!(changes, vec![Change::insert(at, k)], "keystroke {i}");
+    }
+    assert!(splits_seen >= 3, "{splits_seen} splits");
+    check_mirror(&guest);
+    assert_eq!(text(&host), text(&guest));
+}

@@ -3,19 +3,28 @@
 //! # Layout
 //!
 //! ```text
-//! ROOT { "lshed": 1, "chunks": List [ Text, Text, Text, ... ] }
+//! ROOT { "lshed": 1, "chunks": List [ Text, Text, List [ Text, ... ], ... ] }
 //! ```
 //!
-//! The document's text is the concatenation of the `Text` objects in
-//! `chunks`. A buffer that becomes shared is cut into chunks of
-//! [`CHUNK_CHARS`] chars; while it is edited, text typed at a chunk boundary
-//! goes into a neighbour that is not yet full ([`CHUNK_FULL_CHARS`]) or into
-//! a new chunk, so that no chunk grows from typing at its edges. Text typed
-//! strictly inside a chunk stays in that chunk (moving text between chunks
-//! would be a CRDT "move", which automerge does not have: a concurrent edit
-//! of moved text would be lost or duplicated). Chunks are never deleted or
-//! reordered by lshed; a peer that does so anyway is handled by a full
-//! resynchronisation of the mirror (see [`SharedState::resync_rope`]).
+//! The document's text is the concatenation of the `Text` objects of the
+//! layout tree, depth first: elements of `chunks` are chunks or *groups*
+//! (lists of chunks and groups). A buffer that becomes shared is cut into
+//! chunks of [`CHUNK_CHARS`] chars; while it is edited, text typed at a
+//! chunk boundary goes into a neighbour that is not yet full
+//! ([`CHUNK_FULL_CHARS`]) or into a new chunk beside it, so that no chunk
+//! grows from typing at its edges. Text typed strictly inside a chunk stays
+//! in that chunk (moving text between chunks is a CRDT "move", which
+//! automerge does not have), so the layout owner (the replica that built
+//! the state: the host) splits a chunk whose history grew: the chunk's
+//! list element gets a group of fresh chunks with the same text, and the
+//! old chunk is *retired* (still in automerge, no longer in the layout).
+//! What others write into a retired chunk (they had not seen the split
+//! yet, or they undo text that was in it) is moved by the owner onto the
+//! chars that replaced it ([`Retired`], `Editor::repair`). Chunks are never
+//! deleted by lshed. A peer that changes the layout (the owner's split, or
+//! anything a foreign peer does) is followed by re-reading the table and
+//! patching the rope with the one difference, if any ([`SharedState::resync_rope`]):
+//! a split changes no text, so the rope and every cursor stay put.
 //!
 //! Why: automerge 0.7 and later keep ops in compressed columns, and applying
 //! a remote op costs time linear in the size of the *object* it touches
@@ -35,8 +44,9 @@
 //! rope always equals the automerge text. Remote changes reach the rope as
 //! automerge patches (a splice at a chunk offset becomes a splice at the
 //! chunk's start plus that offset), never by re-reading the text. The only
-//! full re-read is [`SharedState::resync_rope`], used when a peer changes the
-//! layout itself (hostile or buggy input) or after recovering from a panic.
+//! full re-read is [`SharedState::resync_rope`], used when the layout
+//! changes under a peer (the owner's split, a chunk added inside a group,
+//! hostile input) and after recovering from a panic: O(n), once per split.
 
 use super::guard::contain;
 use super::undo::{CharId, StableOp};
@@ -909,12 +919,79 @@ impl SharedState {
     }
 
     /// Turns automerge patches into rope changes, keeping the chunk table.
+    ///
+    /// A layout change (a split, a chunk added inside a group) is not
+    /// followed patch by patch: the rest is applied to the chunks the table
+    /// knows, and the table is re-read at the end, with the rope patched
+    /// only where chunks came or went (a split changes no text).
     fn patch_rope(&mut self, rope: &mut Rope, patches: &[automerge::Patch], out: &mut Vec<Change>) {
+        let mut layout_changed = false;
         for patch in patches {
-            if self.patch_one(rope, patch, out).is_err() {
-                self.resync_rope(rope, out);
-                return;
+            if self.patch_one(rope, patch, out).is_ok() {
+                continue;
             }
+            let on_layout =
+                self.list.as_ref() == Some(&patch.obj) || self.groups.contains(&patch.obj);
+            if on_layout || (layout_changed && self.index_of(&patch.obj).is_none()) {
+                // The layout, or a chunk that is new in it: read at the end.
+                layout_changed = true;
+                continue;
+            }
+            self.resync_rope(rope, out);
+            return;
+        }
+        if layout_changed {
+            self.resync_changed_chunks(rope, out);
+        }
+    }
+
+    /// Re-reads the table after its layout changed and makes the rope
+    /// follow, reading only the chunks between the longest unchanged prefix
+    /// and suffix of the table (the rope already mirrors those). Falls back
+    /// to [`Self::resync_rope`] if anything does not add up.
+    fn resync_changed_chunks(&mut self, rope: &mut Rope, out: &mut Vec<Change>) {
+        let old = std::mem::take(&mut self.chunks);
+        let churn: HashMap<ObjId, usize> = old
+            .iter()
+            .filter_map(|c| Some((c.obj.clone()?, c.churn)))
+            .collect();
+        self.chunks = old.clone();
+        self.rebuild_table();
+        for c in &mut self.chunks {
+            if let Some(n) = c.obj.as_ref().and_then(|o| churn.get(o)) {
+                c.churn = (*n).max(c.len);
+            }
+        }
+        let same = |a: &Chunk, b: &Chunk| a.obj.is_some() && a.obj == b.obj && a.len == b.len;
+        let new = &self.chunks;
+        let pre = old.iter().zip(new).take_while(|(a, b)| same(a, b)).count();
+        let suf = old[pre..]
+            .iter()
+            .rev()
+            .zip(new[pre..].iter().rev())
+            .take_while(|(a, b)| same(a, b))
+            .count();
+        let start: usize = old[..pre].iter().map(|c| c.len).sum();
+        let old_mid: usize = old[pre..old.len() - suf].iter().map(|c| c.len).sum();
+        let tail: usize = old[old.len() - suf..].iter().map(|c| c.len).sum();
+        if start + old_mid + tail != rope.len_chars() {
+            return self.resync_rope(rope, out);
+        }
+        let mut text = String::new();
+        for obj in new[pre..new.len() - suf]
+            .iter()
+            .filter_map(|c| c.obj.as_ref())
+        {
+            if let Ok(t) = self.am.text(obj) {
+                text.push_str(&t);
+            }
+        }
+        let region = Rope::from(rope.slice(start..start + old_mid));
+        if let Some(mut change) = diff_ropes(&region, &Rope::from_str(&text)) {
+            change.start += start;
+            change.end += start;
+            apply_to_rope(rope, &change);
+            out.push(change);
         }
     }
 
