@@ -79,10 +79,10 @@
 //! so the cost is linear in the *chunk*, not the file, and the issue's
 //! targets (< 1 ms at 100k, < 5 ms at 1M) are met with room to spare,
 //! without paying 0.5/0.6's memory. Other figures: one local keystroke into
-//! 1 MB, edit to change bytes ready: 30 µs; making 1 MB shared: 0.95–1.0 s,
+//! 1 MB, edit to change bytes ready: 23 µs; making 1 MB shared: 0.76–0.91 s,
 //! peak heap 316 MB, state held afterwards ≈ 1 MB (compressed columns);
 //! loading that state: 0.31 s, peak 93 MB. automerge-paper replayed
-//! locally: see benches/README.md (about 1.3x raw `splice_text`).
+//! locally: 1.15x raw `splice_text` (benches/README.md).
 //!
 //! Remote changes never block the UI thread: with chunks, one remote
 //! keystroke costs time linear in one chunk's history (bounded by
@@ -111,11 +111,11 @@
 //! and moves the difference onto the chars that stand for it in the new
 //! chunks (see `crdt.rs`, `Retired`). Only one replica splits, so splits
 //! never conflict. Measured (benches/README.md): the paper as remote
-//! changes now replays in full at ~2,600 edits/s (it would take hours
-//! unsplit), 0.4 ms per remote keystroke at its end; the price is paid by
+//! changes now replays in full at ~2,700 edits/s (it would take hours
+//! unsplit), 0.34 ms per remote keystroke at its end; the price is paid by
 //! the host's own edits, which get slower as automerge's cost per local op
 //! grows with the whole document and every split copies a chunk's text
-//! (paper replay 1.5x raw automerge with splitting, 1.2x without — which
+//! (paper replay 1.56x raw automerge with splitting, 1.15x without — which
 //! is why a document nobody else views is never split).
 
 mod change;
