@@ -21,10 +21,11 @@
 //! What others write into a retired chunk (they had not seen the split
 //! yet, or they undo text that was in it) is moved by the owner onto the
 //! chars that replaced it ([`Retired`], `Editor::repair`). Chunks are never
-//! deleted by lshed. A peer that changes the layout (the owner's split, or
-//! anything a foreign peer does) is followed by re-reading the table and
-//! patching the rope with the one difference, if any ([`SharedState::resync_rope`]):
-//! a split changes no text, so the rope and every cursor stay put.
+//! deleted by lshed. A change of the layout (the owner's split, or anything
+//! a foreign peer does) is followed by re-reading the table and patching
+//! the rope with the one difference, if any (`resync_changed_chunks`,
+//! [`SharedState::resync_rope`]): a split changes no text, so the rope and
+//! every cursor stay put.
 //!
 //! Why: automerge 0.7 and later keep ops in compressed columns, and applying
 //! a remote op costs time linear in the size of the *object* it touches

@@ -282,7 +282,13 @@ impl App {
                 self.notify(Level::Info, format!("{name} joined"));
             }
             SessionEvent::ParticipantLeft { name, reason, .. } => {
-                self.notify(Level::Info, format!("{name} left ({reason})"));
+                // "left" is the common case; anything else says why.
+                let message = if reason == "left" {
+                    format!("{name} left")
+                } else {
+                    format!("{name} left: {reason}")
+                };
+                self.notify(Level::Info, message);
             }
             SessionEvent::Joined {
                 host_name,
