@@ -118,6 +118,9 @@ fn share_join_type_save_leave_end() {
     guest.send(ENTER);
     guest.wait_text("Joining");
     host.wait_text("bob wants to join");
+    // Keys typed in the first moments after the request appears are not
+    // taken as an answer (APPROVAL_GRACE, unit-tested in tui::app).
+    std::thread::sleep(std::time::Duration::from_millis(800));
     host.send(b"a");
     guest.wait_text("Joined");
     host.wait_text("bob joined");

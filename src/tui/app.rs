@@ -273,6 +273,9 @@ pub struct App {
     pub focus: Focus,
     /// The open overlay.
     pub overlay: Option<Overlay>,
+    /// When the last join request was put on screen (see
+    /// [`approval_answer`]).
+    pub approval_shown: Option<std::time::Instant>,
     /// The find bar, when open.
     pub find: Option<FindBar>,
     /// Notifications, oldest first.
@@ -351,6 +354,7 @@ impl App {
             tree_scroll: 0,
             focus: Focus::Editor,
             overlay: None,
+            approval_shown: None,
             find: None,
             notices: VecDeque::new(),
             should_quit: false,
@@ -1430,10 +1434,9 @@ impl App {
                 _ => false,
             },
             ConfirmKind::Approve(pending) => {
-                let accept = match c {
-                    'a' | 'y' => true,
-                    'r' | 'n' | 'c' => false,
-                    _ => return false,
+                let shown = self.approval_shown.map(|t| t.elapsed());
+                let Some(accept) = approval_answer(c, shown) else {
+                    return false;
                 };
                 if let Some(s) = &mut self.session {
                     s.approve(*pending, accept);
@@ -1841,4 +1844,45 @@ pub fn recovery_dir() -> Option<PathBuf> {
             .unwrap_or_else(|| d.data_local_dir())
             .join("recovery")
     })
+}
+
+/// Keys typed this soon after a join request appears are not taken as an
+/// answer: someone typing at that moment would otherwise let a stranger in
+/// (or turn a colleague away) with whatever key came next.
+pub const APPROVAL_GRACE: std::time::Duration = std::time::Duration::from_millis(700);
+
+/// The answer to a join request that key `c` gives, `shown` after the
+/// request appeared: `a` accepts, `r` or Esc rejects, only after
+/// [`APPROVAL_GRACE`]; anything else (Enter and `y` included) is no answer.
+pub fn approval_answer(c: char, shown: Option<std::time::Duration>) -> Option<bool> {
+    if shown.is_some_and(|d| d < APPROVAL_GRACE) {
+        return None;
+    }
+    match c {
+        'a' => Some(true),
+        // Esc arrives as 'c' (see the Confirm overlay's key handling).
+        'r' | 'c' => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod approval_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn only_deliberate_keys_answer_a_join_request() {
+        let later = Some(APPROVAL_GRACE + Duration::from_millis(1));
+        assert_eq!(approval_answer('a', later), Some(true));
+        assert_eq!(approval_answer('r', later), Some(false));
+        assert_eq!(approval_answer('c', later), Some(false));
+        for c in ['y', 'n', 'x', ' ', '?'] {
+            assert_eq!(approval_answer(c, later), None, "{c:?}");
+        }
+        // Typing when it pops up answers nothing.
+        let at_once = Some(Duration::from_millis(50));
+        assert_eq!(approval_answer('a', at_once), None);
+        assert_eq!(approval_answer('r', at_once), None);
+    }
 }

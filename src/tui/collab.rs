@@ -273,6 +273,7 @@ impl App {
                 }
             }
             SessionEvent::GuestWantsToJoin { pending, name } => {
+                self.approval_shown = Some(std::time::Instant::now());
                 self.overlay = Some(Overlay::Confirm {
                     message: format!("{name} wants to join.  [a]ccept  [r]eject"),
                     kind: ConfirmKind::Approve(pending),
