@@ -990,3 +990,78 @@ fn long_typing_in_one_place_is_split_by_the_host_through_the_session() {
         assert_eq!(s.text(), doc.rope().to_string(), "guest {g} mirror");
     }
 }
+
+/// Guests who open a file after it was shared and edited get the cached
+/// snapshot plus one `Sync` of what changed since (no save on the host's
+/// driver); once that grows past the refresh size, a new snapshot is made
+/// on a worker and later guests get it instead.
+#[test]
+fn later_guests_get_the_cached_snapshot_and_the_changes_since() {
+    let dir = folder(&[("f.txt", "hello world\n")]);
+    let mut net = Net::new(dir.path(), 3, 99, false);
+    // Guest 1 opens: the state is built, the snapshot cached.
+    net.ask_open(1, "f.txt");
+    net.pump_all();
+    net.edit(0, "f.txt", Change::insert(5, ","));
+    net.edit(1, "f.txt", Change::insert(0, ">"));
+    net.pump_all();
+    // Guest 2 opens: snapshot, then a Sync of both edits.
+    net.ask_open(2, "f.txt");
+    let queued = net.queued_to_guest(2);
+    let kinds: Vec<&str> = queued
+        .iter()
+        .map(|m| match m {
+            HostToGuest::Opened { .. } => "opened",
+            HostToGuest::OpenedState { .. } => "state",
+            HostToGuest::Sync { .. } => "sync",
+            _ => "other",
+        })
+        .filter(|k| *k != "other")
+        .collect();
+    assert_eq!(kinds, ["opened", "state", "sync"]);
+    net.pump_all();
+    assert_eq!(
+        same_text_everywhere_but(&net, "f.txt", 3),
+        ">hello, world\n"
+    );
+    // A big edit: the next opener's backlog would pass the refresh size,
+    // so a new snapshot is made (on a worker) while guest 3 is served.
+    let big = "x".repeat(300 * 1024);
+    net.edit(0, "f.txt", Change::insert(0, big));
+    net.pump_all();
+    net.ask_open(3, "f.txt");
+    net.pump_all();
+    let text = same_text_everywhere(&net, "f.txt");
+    assert!(text.ends_with(">hello, world\n"));
+    // The refreshed snapshot includes everything: nothing more to send.
+    net.edit(0, "f.txt", Change::insert(0, "!"));
+    net.pump_all();
+    net.nodes[3].core.close("f.txt");
+    net.collect();
+    net.pump_all();
+    net.ask_open(3, "f.txt");
+    let queued = net.queued_to_guest(3);
+    let sync_bytes: usize = queued
+        .iter()
+        .filter_map(|m| match m {
+            HostToGuest::Sync { changes, .. } => Some(changes.len()),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        sync_bytes < 4096,
+        "{sync_bytes} bytes since the new snapshot"
+    );
+    net.pump_all();
+    same_text_everywhere(&net, "f.txt");
+}
+
+/// The host's text of `path`, checked equal at guests 1..n (the others
+/// have not opened it).
+fn same_text_everywhere_but(net: &Net, path: &str, n: usize) -> String {
+    let want = net.text(0, path).unwrap();
+    for g in 1..n {
+        assert_eq!(net.text(g, path).unwrap(), want, "guest {g}");
+    }
+    want
+}

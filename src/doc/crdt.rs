@@ -445,6 +445,24 @@ impl SharedState {
         Ok(state)
     }
 
+    /// The heads of the history now (see [`Self::changes_since`]).
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.am.get_heads()
+    }
+
+    /// Every change this replica has that `heads` does not include (its own
+    /// and others'), as one message for [`super::Document::apply_remote`];
+    /// `None` if there are none. Cheap when few changes were made since.
+    pub fn changes_since(&self, heads: &[ChangeHash]) -> Option<Vec<u8>> {
+        let raws: Vec<Vec<u8>> = self
+            .am
+            .get_changes(heads)
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect();
+        (!raws.is_empty()).then(|| encode_changes(&raws))
+    }
+
     /// Full save of the CRDT state (for reconnection and crash recovery).
     /// Also compacts the recovery log.
     pub fn save(&mut self) -> Vec<u8> {

@@ -125,7 +125,7 @@ mod guard;
 mod history;
 mod undo;
 
-pub use automerge::ActorId;
+pub use automerge::{ActorId, ChangeHash};
 pub use change::{Assoc, Change};
 pub use crdt::{
     change_actors, PeerSync, SharedState, StablePos, CHUNK_CHARS, CHUNK_FULL_CHARS, SPLIT_CHURN,

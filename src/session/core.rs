@@ -12,9 +12,9 @@
 //! document and forwarded, as the same bytes, to every *other* guest that
 //! has the file open; the host's own changes go to every viewer. Each guest
 //! gets a file with `Opened` (its text, sent at once), then `OpenedState`
-//! (the CRDT snapshot, cached per document revision so several guests
-//! opening an unchanged file cost one `save_crdt`), then every later change
-//! of it in order on the same stream. The guest adopts a read-only
+//! (the cached CRDT snapshot, followed by one `Sync` of the changes made
+//! since it, if any), then every later change of it in order on the same
+//! stream. The guest adopts a read-only
 //! `Document::loading` at `Opened` (`SessionEvent::FileOpened`), and `poll`
 //! returns right after it (waking the driver again) so the text is drawn at
 //! once; the state is loaded and attached later (`SessionEvent::FileReady`).
@@ -35,8 +35,7 @@
 //!   those edits become one local change, sent to every viewer as a `Sync`
 //!   right after their snapshot. Guests opening the file meanwhile get its
 //!   text at once and wait for the same build. For 1 MB the host's driver
-//!   is blocked ~30 ms (mostly `Document::attach`) instead of ~0.8 s
-//!   (`benches/session.rs`).
+//!   is blocked ~2 ms instead of ~0.8 s (`benches/session.rs`).
 //! - Guest: the snapshot is loaded (0.3–0.5 s per MB), then attached with
 //!   `Attach::TakeSharedText`; the document stays `loading` meanwhile.
 //! - Change messages over [`OFF_THREAD_CHANGE_BYTES`] (a big paste, a
@@ -50,8 +49,11 @@
 //! queued and handled in arrival order once it is done, so per-file order
 //! holds for the core and for the guests it forwards to. A result that
 //! comes back after its file was closed or the session ended is dropped.
-//! Still on the driver: the host's `save_crdt` for a guest opening a file
-//! already shared and edited since the last snapshot (about 0.2 s per MB).
+//! - Host, a guest opening a file already shared: no snapshot is made for
+//!   it; it gets the cached one and the changes since (see
+//!   `send_cached_snapshot`), and once those pass
+//!   [`SNAPSHOT_REFRESH_BYTES`] a new snapshot is saved on a worker from a
+//!   copy of the state, for the next guest.
 //!
 //! # Misbehaving guests
 //!
@@ -130,10 +132,11 @@ struct SharedFile {
     disk_stamp: Option<(Option<SystemTime>, u64)>,
     /// A differing stamp seen at the last tick (debounce).
     seen: Option<(Option<SystemTime>, u64)>,
-    /// The last CRDT snapshot sent and the document revision it is of:
-    /// guests opening an unchanged file share it instead of paying for
-    /// another `save_crdt` (about 0.2 s per MB) on the host's UI thread.
-    snapshot: Option<(u64, std::sync::Arc<Vec<u8>>)>,
+    /// The last CRDT snapshot and the history heads it is of: a guest
+    /// opening the file later gets it plus one `Sync` of the changes made
+    /// since, instead of a `save_crdt` (about 0.2 s per MB) on the host's
+    /// UI thread. Refreshed on a worker when those changes grow.
+    snapshot: Option<Snapshot>,
     /// Which guest each automerge actor's changes came from first. automerge
     /// changes are not signed, so a guest could otherwise send changes
     /// under the host's or another guest's actor id.
@@ -152,18 +155,25 @@ struct Pending {
 
 #[derive(Debug)]
 enum PendingKind {
-    /// Host: CRDT state being built from the text when `revision` was
-    /// current; these guests wait for its snapshot.
-    Build {
-        waiters: Vec<ParticipantId>,
-        revision: u64,
-    },
+    /// Host: CRDT state being built; these guests wait for its snapshot.
+    Build { waiters: Vec<ParticipantId> },
     /// Guest: the host's snapshot loading.
     Load,
     /// A large change message from `from` (the host, at a guest) being
     /// applied to the detached document.
     Apply { from: ParticipantId },
 }
+
+/// A saved CRDT state, shared by every guest that opens the file.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    bytes: std::sync::Arc<Vec<u8>>,
+    heads: Vec<crate::doc::ChangeHash>,
+}
+
+/// Past this many bytes of changes since the cached snapshot, a new one is
+/// made (on a worker) for the next guest to open the file.
+const SNAPSHOT_REFRESH_BYTES: usize = 256 * 1024;
 
 /// A message about a path whose work is pending, kept to be handled in
 /// arrival order once it is done.
@@ -225,6 +235,8 @@ pub struct SessionCore {
     /// Paths whose document is with a worker (or has no CRDT state until
     /// one is done), and what for.
     jobs: HashMap<String, Pending>,
+    /// Host: snapshot refreshes running, by path (they hold nothing up).
+    snapshot_jobs: HashMap<String, u64>,
     /// Messages for those paths, in arrival order.
     deferred: HashMap<String, VecDeque<Deferred>>,
 }
@@ -293,6 +305,7 @@ impl SessionCore {
             yield_to_driver: false,
             workers: Workers::default(),
             jobs: HashMap::new(),
+            snapshot_jobs: HashMap::new(),
             deferred: HashMap::new(),
         }
     }
@@ -315,6 +328,7 @@ impl SessionCore {
             yield_to_driver: false,
             workers: Workers::default(),
             jobs: HashMap::new(),
+            snapshot_jobs: HashMap::new(),
             deferred: HashMap::new(),
         }
     }
@@ -911,22 +925,7 @@ impl SessionCore {
                 }
             }
         } else if live {
-            let cached = self
-                .host_ref()
-                .and_then(|h| h.files.get(&path))
-                .and_then(|f| f.snapshot.clone());
-            let state = store.doc_mut(&path).map(|d| match cached {
-                Some((rev, bytes)) if rev == d.revision() => Ok(bytes),
-                _ => d.save_crdt().map(std::sync::Arc::new),
-            });
-            if let (Some(Ok(bytes)), Some(rev)) =
-                (&state, store.doc_mut(&path).map(|d| d.revision()))
-            {
-                if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(&path)) {
-                    f.snapshot = Some((rev, bytes.clone()));
-                }
-            }
-            self.send_snapshot(&[from], &path, state);
+            self.send_cached_snapshot(from, &path, store);
         }
         if first_viewer {
             // What is on disk now is the reference for the watcher.
@@ -1016,7 +1015,7 @@ impl SessionCore {
         let Some(doc) = store.doc_mut(path) else {
             return self.refuse(from, format!("open {path}"), format!("{path} is not open"));
         };
-        let (text, revision) = (doc.rope().clone(), doc.revision());
+        let text = doc.rope().clone();
         let actor = ActorId::random();
         if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
             f.host_actor = Some(actor.clone());
@@ -1028,10 +1027,83 @@ impl SessionCore {
                 job,
                 kind: PendingKind::Build {
                     waiters: vec![from],
-                    revision,
                 },
             },
         );
+    }
+
+    /// Host: a guest opens a file that is already shared. It gets the
+    /// cached snapshot and then, as one `Sync`, the changes made since (the
+    /// guest applies it right after loading), so nothing is saved on the
+    /// driver; the cache is refreshed on a worker once those changes pass
+    /// [`SNAPSHOT_REFRESH_BYTES`].
+    fn send_cached_snapshot(&mut self, to: ParticipantId, path: &str, store: &mut dyn DocStore) {
+        let cached = self
+            .host_ref()
+            .and_then(|h| h.files.get(path))
+            .and_then(|f| f.snapshot.clone());
+        let Some(state) = store.doc_mut(path).and_then(|d| d.shared_state()) else {
+            return self.send_snapshot(&[to], path, None);
+        };
+        let since = cached.as_ref().map(|snap| state.changes_since(&snap.heads));
+        match (cached, since) {
+            (Some(snap), Some(since))
+                if since
+                    .as_ref()
+                    .is_none_or(|c| c.len() + OPENED_OVERHEAD <= MAX_FRAME_LEN) =>
+            {
+                self.send_snapshot(&[to], path, Some(Ok(snap.bytes)));
+                if let Some(changes) = since {
+                    let big = changes.len() > SNAPSHOT_REFRESH_BYTES;
+                    let msg = HostToGuest::Sync {
+                        path: path.to_string(),
+                        changes,
+                    };
+                    self.send_to(to, &msg);
+                    if big {
+                        self.refresh_snapshot(path, store);
+                    }
+                }
+            }
+            // No snapshot yet, or too much changed to send as one message:
+            // a new one, here (rare: refreshes keep the backlog small).
+            _ => {
+                let saved = store.doc_mut(path).map(|d| {
+                    let heads = d.shared_state().map(|s| s.heads()).unwrap_or_default();
+                    d.save_crdt()
+                        .map(|bytes| (std::sync::Arc::new(bytes), heads))
+                });
+                let state = saved.map(|r| {
+                    r.map(|(bytes, heads)| {
+                        if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
+                            f.snapshot = Some(Snapshot {
+                                bytes: bytes.clone(),
+                                heads,
+                            });
+                        }
+                        bytes
+                    })
+                });
+                self.send_snapshot(&[to], path, state);
+            }
+        }
+    }
+
+    /// Host: makes a new snapshot of `path` on a worker, from a copy of its
+    /// state, unless one is being made.
+    fn refresh_snapshot(&mut self, path: &str, store: &mut dyn DocStore) {
+        if self.snapshot_jobs.contains_key(path) {
+            return;
+        }
+        let Some(state) = store
+            .doc_mut(path)
+            .and_then(|d| d.shared_state())
+            .map(|s| Box::new(s.clone()))
+        else {
+            return;
+        };
+        let job = self.workers.spawn(path, Job::Save { state });
+        self.snapshot_jobs.insert(path.to_string(), job);
     }
 
     /// Host: sends `path`'s snapshot (or why there is none) to `to`.
@@ -1154,6 +1226,18 @@ impl SessionCore {
     /// Takes in one finished job, then handles what waited for it.
     fn doc_work_done(&mut self, done: Done, store: &mut dyn DocStore) {
         let Done { path, job, output } = done;
+        if self.snapshot_jobs.get(&path) == Some(&job) {
+            self.snapshot_jobs.remove(&path);
+            if let Output::Saved(bytes, heads) = output {
+                if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(&path)) {
+                    f.snapshot = Some(Snapshot {
+                        bytes: std::sync::Arc::new(bytes),
+                        heads,
+                    });
+                }
+            }
+            return;
+        }
         if self.jobs.get(&path).is_none_or(|p| p.job != job) {
             // The file was closed or the session ended meanwhile.
             return;
@@ -1162,8 +1246,8 @@ impl SessionCore {
             return;
         };
         match (kind, output) {
-            (PendingKind::Build { waiters, revision }, Output::Built(result)) => {
-                self.built(&path, waiters, revision, result, store)
+            (PendingKind::Build { waiters }, Output::Built(result)) => {
+                self.built(&path, waiters, result, store)
             }
             (PendingKind::Load, Output::Loaded(result)) => {
                 let Some(doc) = store.doc_mut(&path) else {
@@ -1208,7 +1292,6 @@ impl SessionCore {
         &mut self,
         path: &str,
         waiters: Vec<ParticipantId>,
-        revision: u64,
         result: Result<(crate::doc::SharedState, Vec<u8>), DocError>,
         store: &mut dyn DocStore,
     ) {
@@ -1224,10 +1307,12 @@ impl SessionCore {
         let Some(doc) = store.doc_mut(path) else {
             return self.send_snapshot(&waiters, path, None);
         };
-        match result
-            .and_then(|(state, bytes)| doc.attach(state, Attach::KeepLocalText).map(|_| bytes))
-        {
-            Ok(bytes) => {
+        match result.and_then(|(state, bytes)| {
+            let heads = state.heads();
+            doc.attach(state, Attach::KeepLocalText)
+                .map(|_| (bytes, heads))
+        }) {
+            Ok((bytes, heads)) => {
                 // Guests view it: keep every chunk's history short so that
                 // each of their remote applies stays cheap (`doc` docs).
                 if let Some(state) = store.doc_mut(path).and_then(|d| d.shared_state_mut()) {
@@ -1235,7 +1320,10 @@ impl SessionCore {
                 }
                 let bytes = std::sync::Arc::new(bytes);
                 if let Some(f) = self.host_mut().and_then(|h| h.files.get_mut(path)) {
-                    f.snapshot = Some((revision, bytes.clone()));
+                    f.snapshot = Some(Snapshot {
+                        bytes: bytes.clone(),
+                        heads,
+                    });
                 }
                 self.send_snapshot(&waiters, path, Some(Ok(bytes)));
                 // The host's edits made while building are one local

@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
-use crate::doc::{ActorId, Change, DocError, Document, SharedState};
+use crate::doc::{ActorId, Change, ChangeHash, DocError, Document, SharedState};
 
 /// Wakes the driver so it polls the core.
 pub(super) type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -35,6 +35,11 @@ pub(super) enum Job {
         /// `OpenedState` bytes.
         state: Vec<u8>,
     },
+    /// Host: a fresh snapshot of a copy of a shared document's state.
+    Save {
+        /// The copy (boxed: it is large beside the other jobs).
+        state: Box<SharedState>,
+    },
     /// A large change message applied to a detached document.
     Apply {
         /// From `Document::detach_for_sync`.
@@ -50,6 +55,8 @@ pub(super) enum Output {
     Built(Result<(SharedState, Vec<u8>), DocError>),
     /// See [`Job::Load`].
     Loaded(Result<SharedState, DocError>),
+    /// See [`Job::Save`]: the snapshot and the heads it is of.
+    Saved(Vec<u8>, Vec<ChangeHash>),
     /// See [`Job::Apply`]: the worker's document (to reattach whatever
     /// happened) and the message it applied.
     Applied {
@@ -71,6 +78,10 @@ impl Job {
                 }))
             }
             Job::Load { state } => Output::Loaded(SharedState::load(&state, ActorId::random())),
+            Job::Save { mut state } => {
+                let heads = state.heads();
+                Output::Saved(state.save(), heads)
+            }
             Job::Apply { mut doc, changes } => {
                 let result = doc.apply_remote(&changes);
                 Output::Applied {
