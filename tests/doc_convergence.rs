@@ -83,9 +83,13 @@ struct Net {
 }
 
 impl Net {
-    fn new(n: usize, initial: &str) -> Self {
+    fn new(n: usize, initial: &str, split_churn: Option<usize>) -> Self {
         let mut host = Document::from_text(initial);
         host.share(ActorId::from(vec![1u8; 16])).unwrap();
+        if let (Some(churn), Some(state)) = (split_churn, host.shared_state_mut()) {
+            state.set_splitting(true);
+            state.set_split_churn(churn);
+        }
         let saved = host.save_crdt().unwrap();
         let mut peers = vec![host];
         for i in 1..n {
@@ -151,7 +155,14 @@ impl Net {
 }
 
 fn run(n: usize, initial: &str, actions: &[Action]) {
-    let mut net = Net::new(n, initial);
+    run_with(n, initial, actions, None);
+}
+
+/// `split_churn`: peer 0 owns the layout and splits chunks past that churn
+/// (as a session host does), sending its splits and repairs like edits.
+/// Returns how many splits the peers saw.
+fn run_with(n: usize, initial: &str, actions: &[Action], split_churn: Option<usize>) -> usize {
+    let mut net = Net::new(n, initial, split_churn);
     for a in actions {
         match a.clone() {
             Action::Edit { peer, at, del, ins } => {
@@ -177,6 +188,9 @@ fn run(n: usize, initial: &str, actions: &[Action]) {
                     };
                     net.peers[i].apply_remote(&msg).unwrap();
                     net.check_peer(i);
+                    // What the layout owner did on receiving it (a split,
+                    // a racing edit moved) goes out like its edits.
+                    net.broadcast(i);
                 }
             }
             Action::Drop { inbox } => net.inboxes[inbox % n].clear(),
@@ -225,6 +239,7 @@ fn run(n: usize, initial: &str, actions: &[Action]) {
         );
         net.check_peer(i);
     }
+    net.peers[0].shared_state().map_or(0, |s| s.retired_count())
 }
 
 proptest! {
@@ -239,12 +254,38 @@ proptest! {
         let initial: String = initial.iter().map(|&i| SNIPPETS[i]).collect();
         run(n, &initial, &actions);
     }
+
+    #[test]
+    fn peers_converge_while_the_host_splits_chunks(
+        n in 2..=5usize,
+        initial in prop::collection::vec(0..SNIPPETS.len(), 0..40),
+        actions in prop::collection::vec(action(), 1..60),
+    ) {
+        let initial: String = initial.iter().map(|&i| SNIPPETS[i]).collect();
+        run_with(n, &initial, &actions, Some(12));
+    }
 }
 
 /// Larger texts, so edits cross chunk boundaries and create new chunks.
 #[test]
 fn converge_on_a_multi_chunk_text() {
-    let initial: String = "abc日本🎉\r\n".repeat(800); // 6400 chars, 7 chunks
+    run(3, &"abc日本🎉\r\n".repeat(800), &multi_chunk_actions());
+}
+
+/// The same with the host splitting every few dozen chars of churn, so
+/// that splits race with edits, undo, duplicates, drops and resyncs.
+#[test]
+fn converge_on_a_multi_chunk_text_while_the_host_splits() {
+    let splits = run_with(
+        3,
+        &"abc日本🎉\r\n".repeat(800),
+        &multi_chunk_actions(),
+        Some(64),
+    );
+    assert!(splits > 0, "no split happened");
+}
+
+fn multi_chunk_actions() -> Vec<Action> {
     let mut actions = Vec::new();
     let mut rng = 12345u64;
     let mut next = || {
@@ -278,5 +319,5 @@ fn converge_on_a_multi_chunk_text() {
             },
         });
     }
-    run(3, &initial, &actions);
+    actions
 }

@@ -302,7 +302,7 @@ pub struct App {
     pub follow_pending: Option<String>,
     /// The last presence sent (file, anchor, head, file shared), to send
     /// only changes.
-    pub last_presence: Option<(Option<String>, usize, usize, bool)>,
+    pub last_presence: Option<(Option<String>, usize, usize, bool, usize)>,
     file_index: Option<FileIndex>,
     drag_anchor: Option<usize>,
     last_click: Option<(Instant, u16, u16)>,

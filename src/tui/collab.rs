@@ -511,12 +511,19 @@ impl App {
         let Some(core) = self.session.as_mut() else {
             return;
         };
-        let (path, sel, live) = match self.editor.buffer() {
-            Some(b) => (b.shared_path.clone(), b.selection, b.doc.is_shared()),
-            None => (None, Selection::default(), false),
+        let (path, sel, live, splits) = match self.editor.buffer() {
+            Some(b) => (
+                b.shared_path.clone(),
+                b.selection,
+                b.doc.is_shared(),
+                b.doc.shared_state().map_or(0, |s| s.retired_count()),
+            ),
+            None => (None, Selection::default(), false, 0),
         };
-        // A cursor can only be sent once the file's CRDT state is there.
-        let now = (path.clone(), sel.anchor, sel.head, live);
+        // A cursor can only be sent once the file's CRDT state is there;
+        // after the host split the chunk it named, it is sent again (the
+        // old one no longer resolves for the others).
+        let now = (path.clone(), sel.anchor, sel.head, live, splits);
         if self.last_presence.as_ref() == Some(&now) {
             return;
         }
