@@ -504,3 +504,49 @@ fn bad_json_is_an_error_line_not_a_crash() {
     host.ok(json!({"cmd": "end"}));
     assert_eq!(host.finish(), Some(0));
 }
+
+/// Two guests and the host type thousands of chars at one spot at once,
+/// through real processes: the host splits the busy chunk
+/// while edits race the splits. Everyone converges and every char typed is
+/// there exactly once.
+#[test]
+fn long_concurrent_typing_in_one_place_loses_nothing() {
+    let dir = folder(&[("hot.txt", &"0123456789\n".repeat(50))]);
+    let (mut host, link) = Peer::host("host", dir.path());
+    let mut guests: Vec<Peer> = (1..=2)
+        .map(|i| Peer::guest(&format!("g{i}"), &link))
+        .collect();
+    host.ok(json!({"cmd": "open", "path": "hot.txt"}));
+    for g in &mut guests {
+        g.open("hot.txt");
+    }
+    let mut typed = Vec::new();
+    let mut lens = [550u64; 3];
+    // 4,800 inserts into a 550-char chunk: past SPLIT_CHURN (4,096) the host
+    // splits it while the guests keep typing into it.
+    for k in 0..4800u32 {
+        let i = (k % 3) as usize;
+        let peer = if i == 0 {
+            &mut host
+        } else {
+            &mut guests[i - 1]
+        };
+        let c = char::from_u32(0x4E00 + k).unwrap();
+        typed.push(c);
+        let v = peer.ok(json!({"cmd": "edit", "path": "hot.txt", "offset": lens[i] / 2, "insert": c.to_string()}));
+        lens[i] = v["len"].as_u64().unwrap();
+    }
+    let text = {
+        let mut all: Vec<&mut Peer> = vec![&mut host];
+        all.extend(guests.iter_mut());
+        wait_converged(&mut all, "hot.txt")
+    };
+    for c in &typed {
+        assert_eq!(text.matches(*c).count(), 1, "{c:?} lost or doubled");
+    }
+    assert_eq!(text.chars().count(), 550 + typed.len());
+    for g in guests {
+        assert_eq!(g.finish(), Some(0));
+    }
+    assert_eq!(host.finish(), Some(0));
+}
