@@ -79,8 +79,8 @@
 //! so the cost is linear in the *chunk*, not the file, and the issue's
 //! targets (< 1 ms at 100k, < 5 ms at 1M) are met with room to spare,
 //! without paying 0.5/0.6's memory. Other figures: one local keystroke into
-//! 1 MB, edit to change bytes ready: 23 µs; making 1 MB shared: 0.76–0.91 s,
-//! peak heap 316 MB, state held afterwards ≈ 1 MB (compressed columns);
+//! 1 MB, edit to change bytes ready: 23 µs; making 1 MB shared: 0.41 s,
+//! peak heap 11 MB, state held afterwards ≈ 1 MB (compressed columns);
 //! loading that state: 0.31 s, peak 93 MB. automerge-paper replayed
 //! locally: 1.15x raw `splice_text` (benches/README.md).
 //!
@@ -138,9 +138,11 @@ use undo::{StableOp, UndoOp};
 
 /// Buffers larger than this (UTF-8 bytes) are shared read-only.
 ///
-/// Measured on our 2-core machines, making 1 MB shared takes about 0.7 s and
-/// holds about 0.1 GB per replica; 4 MiB is where that reaches a few
-/// seconds and half a gigabyte, which no one should wait for on a key press.
+/// Measured on our 2-core machines, making 1 MB shared takes about 0.4 s
+/// (on a worker) and loading it about 0.3 s at each guest, and automerge's
+/// cost per op grows with the document; at 4 MiB a guest would wait
+/// seconds before it can type, and every keystroke would cost more for
+/// everyone.
 pub const MAX_SHARED_EDITABLE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Undo groups from before sharing that are kept when a buffer is shared.

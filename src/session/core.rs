@@ -30,7 +30,7 @@
 //! without a runtime call [`SessionCore::wait_for_doc_work`]):
 //!
 //! - Host, first guest opening a file: the CRDT state is built and saved
-//!   from a clone of the rope (about 0.7 s per MB), then attached with
+//!   from a clone of the rope (about 0.4 s per MB), then attached with
 //!   `Attach::KeepLocalText`. The host keeps editing meanwhile (rope only);
 //!   those edits become one local change, sent to every viewer as a `Sync`
 //!   right after their snapshot. Guests opening the file meanwhile get its
@@ -880,7 +880,7 @@ impl SessionCore {
             Ok(doc) => doc,
             Err(message) => return self.refuse(from, request, message),
         };
-        // Building CRDT state costs about 0.7 s per MB (on a worker): the
+        // Building CRDT state costs about 0.4 s per MB (on a worker): the
         // guest gets the text first and can show it meanwhile.
         let needs_share = !doc.is_shared() && !doc.is_read_only();
         let text = doc.rope().to_string();

@@ -1,7 +1,7 @@
 //! Document work too slow for the driver thread, run on worker threads.
 //!
 //! The session core lives on the driver (UI) thread, but building CRDT
-//! state for a file (about 0.7 s per MB), loading a snapshot (0.3–0.5 s per
+//! state for a file (about 0.4 s per MB), loading a snapshot (0.3–0.5 s per
 //! MB) or applying a large change message (seconds for a big paste) would
 //! freeze the UI. [`Workers`] runs such a [`Job`] on a thread of its own
 //! (each job owns its data: a rope, snapshot bytes or a document detached
