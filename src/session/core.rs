@@ -19,7 +19,7 @@
 //! returns right after it (waking the driver again) so the text is drawn at
 //! once; the state is loaded and attached later (`SessionEvent::FileReady`).
 //! Measured for 1 MB: text at the guest ~10 ms after `open`, editable
-//! ~0.4 s later (host sharing already) or ~1.2 s (first open: the host
+//! ~0.35 s later (host sharing already) or ~0.76 s (first open: the host
 //! builds the state first).
 //!
 //! # Work off the driver thread
