@@ -432,3 +432,42 @@ fn a_guest_follows_a_split_without_touching_its_text() {
     check_mirror(&guest);
     assert_eq!(text(&host), text(&guest));
 }
+
+#[test]
+fn two_racing_edits_far_apart_are_moved_separately() {
+    // One chunk: ...<<L>>...MMMM...<<R>>...
+    let initial = format!(
+        "{}<<L>>{}MMMM{}<<R>>{}",
+        "a".repeat(100),
+        "b".repeat(200),
+        "c".repeat(200),
+        "d".repeat(100)
+    );
+    let (mut host, mut g1) = pair(&initial);
+    let saved = host.save_crdt().unwrap();
+    let mut g2 = Document::from_shared(SharedState::load(&saved, actor(3)).unwrap());
+    host.shared_state_mut().unwrap().set_split_churn(700);
+    // Guest 1, not knowing of any split, edits two far-apart places in one
+    // change.
+    let t = text(&g1);
+    let (l, r) = (t.find("<<L>>").unwrap() + 5, t.find("<<R>>").unwrap() + 5);
+    g1.apply_local(&[Change::insert(r, "y"), Change::insert(l, "x")]);
+    // The host splits the chunk; guest 2 sees that and types in between.
+    for _ in 0..100 {
+        host.apply_local(&[Change::insert(0, "H")]);
+    }
+    assert!(host.shared_state().unwrap().retired_count() >= 1);
+    send(&mut host, &mut g2);
+    let m = text(&g2).find("MMMM").unwrap() + 4;
+    g2.apply_local(&[Change::insert(m, "Z")]);
+    send(&mut g2, &mut host);
+    // Now guest 1's edit arrives, racing the split: moved hunk by hunk.
+    send(&mut g1, &mut host);
+    let t = text(&host);
+    assert!(t.contains("<<L>>xbbb"), "{t}");
+    assert!(t.contains("<<R>>yddd"), "{t}");
+    assert!(t.contains("MMMMZccc"), "guest 2's edit stays in place: {t}");
+    assert_eq!(t.matches('b').count(), 200);
+    assert_eq!(t.matches('c').count(), 200);
+    check_mirror(&host);
+}

@@ -1787,23 +1787,24 @@ impl Editor<'_, '_> {
 
     fn repair_with(&mut self, obj: &ObjId, rec: &mut Retired) -> Result<(), AutomergeError> {
         let now: Vec<char> = self.tx.text(obj)?.chars().collect();
-        let old = &rec.text;
-        let pre = old.iter().zip(&now).take_while(|(a, b)| a == b).count();
-        let room = old.len().min(now.len()) - pre;
-        let suf = old
-            .iter()
-            .rev()
-            .zip(now.iter().rev())
-            .take(room)
-            .take_while(|(a, b)| a == b)
-            .count();
-        let (del_end, ins_end) = (old.len() - suf, now.len() - suf);
-        if pre == del_end && pre == ins_end {
-            return Ok(());
+        // Back to front, so the indices of earlier hunks hold.
+        for (old, new) in char_hunks(&rec.text, &now).into_iter().rev() {
+            self.repair_hunk(rec, old, &now[new])?;
         }
-        // Chars deleted from the old chunk: delete their stand-ins that are
-        // still there (others may have deleted some already).
-        for k in (pre..del_end).rev() {
+        Ok(())
+    }
+
+    /// Replaces the retired text's chars `old` with `text` in the new
+    /// layout: deletes their stand-ins that are still there (others may
+    /// have deleted some already), and inserts `text` after the stand-in
+    /// of the char before them.
+    fn repair_hunk(
+        &mut self,
+        rec: &mut Retired,
+        old: std::ops::Range<usize>,
+        text: &[char],
+    ) -> Result<(), AutomergeError> {
+        for k in old.clone().rev() {
             let (p, ctr) = rec.refs[k];
             let Some(piece) = rec.pieces.get(p as usize).cloned() else {
                 continue;
@@ -1815,17 +1816,16 @@ impl Editor<'_, '_> {
                 self.delete_in(slot, &piece, pos, 1)?;
             }
         }
-        // Chars inserted: after the stand-in of the char before them.
-        let n = ins_end - pre;
+        let n = text.len();
         let mut refs = Vec::with_capacity(n);
         if n > 0 {
-            let text: String = now[pre..ins_end].iter().collect();
-            let (p, pos) = self.anchor_for(rec, pre, del_end);
+            let (p, pos) = self.anchor_for(rec, old.start, old.end);
             let piece = rec.pieces.get(p as usize).cloned();
             if let Some((piece, Ok(slot))) = piece.map(|o| (o.clone(), self.slot_of(&o))) {
                 let mut made = Vec::new();
                 let pos = pos.min(self.chunk_len(slot, &piece));
-                self.insert_in(slot, &piece, pos, &text, &mut made)?;
+                let s: String = text.iter().collect();
+                self.insert_in(slot, &piece, pos, &s, &mut made)?;
                 if let Some(StableOp::RemoveInserted { counters, .. }) = made.first() {
                     refs.extend(counters.clone().map(|c| (p, c)));
                 }
@@ -1834,9 +1834,8 @@ impl Editor<'_, '_> {
         // Keep `refs` aligned with `text` whatever happened (counter 0 is
         // no char: such a stand-in is skipped later).
         refs.resize(n, (0, 0));
-        rec.text
-            .splice(pre..del_end, now[pre..ins_end].iter().copied());
-        rec.refs.splice(pre..del_end, refs);
+        rec.text.splice(old.clone(), text.iter().copied());
+        rec.refs.splice(old, refs);
         Ok(())
     }
 
@@ -1874,6 +1873,52 @@ impl Editor<'_, '_> {
         }
         (0, 0)
     }
+}
+
+/// Largest (old × new) changed middle diffed char by char; beyond it the
+/// middle is one replacement (similar's LCS table costs this many cells).
+const MAX_HUNK_CELLS: usize = 1 << 20;
+
+/// The changed ranges between `old` and `new`, in order: (range of `old`,
+/// range of `new`). Separate edits stay separate hunks, so that text
+/// between them is not re-created by a repair.
+fn char_hunks(old: &[char], new: &[char]) -> Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let pre = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let room = old.len().min(new.len()) - pre;
+    let suf = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (o_end, n_end) = (old.len() - suf, new.len() - suf);
+    if pre == o_end && pre == n_end {
+        return Vec::new();
+    }
+    let (om, nm) = (&old[pre..o_end], &new[pre..n_end]);
+    if om.len().saturating_mul(nm.len()) > MAX_HUNK_CELLS || om.is_empty() || nm.is_empty() {
+        return vec![(pre..o_end, pre..n_end)];
+    }
+    let mut ops: Vec<_> = similar::capture_diff_slices(similar::Algorithm::Lcs, om, nm)
+        .into_iter()
+        .filter(|op| !matches!(op, similar::DiffOp::Equal { .. }))
+        .map(|op| (op.old_range(), op.new_range()))
+        .collect();
+    ops.sort_by_key(|(o, n)| (o.start, n.start));
+    let mut hunks: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)> = Vec::new();
+    for (o, n) in ops {
+        let (o, n) = (pre + o.start..pre + o.end, pre + n.start..pre + n.end);
+        // Adjacent ops (a delete next to an insert) make one hunk.
+        match hunks.last_mut() {
+            Some((lo, ln)) if lo.end == o.start && ln.end == n.start => {
+                lo.end = o.end;
+                ln.end = n.end;
+            }
+            _ => hunks.push((o, n)),
+        }
+    }
+    hunks
 }
 
 /// Cuts `text` into pieces of at most `n` chars (the last may be shorter).

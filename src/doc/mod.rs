@@ -14,7 +14,7 @@
 //! name chars by their CRDT identity, so undo reverts only this user's
 //! edits (see `undo.rs`).
 //!
-//! May depend on: std, ropey, automerge, thiserror. Nothing async, nothing
+//! May depend on: std, ropey, automerge, similar, thiserror. Nothing async, nothing
 //! terminal, nothing network: the session layer moves the bytes.
 //!
 //! # Life of a shared buffer
