@@ -62,7 +62,8 @@
 //! **Choice: automerge 0.12 (the newest), with the text cut into chunks**
 //! (a list of Text objects of about [`CHUNK_CHARS`] chars, see `crdt.rs`),
 //! CRDT state built only when a buffer becomes shared, and history
-//! compacted between sessions by building fresh state at each share.
+//! compacted between sessions (fresh state at each share) and within one
+//! (the host splits chunks whose history grew, see below).
 //!
 //! Why: automerge 0.7+ stores ops in compressed columns. That made it far
 //! smaller and faster to build and load than 0.5/0.6 (the issue measured
@@ -73,8 +74,8 @@
 //!
 //! | layout (automerge 0.12.0) | 100k chars | 1M chars |
 //! |---|---|---|
-//! | one Text object (the issue's setup) | 20 ms | 187 ms |
-//! | `doc`: chunked, incl. rope patch | 0.26 ms | 0.34 ms |
+//! | one Text object (the issue's setup) | 16.7 ms | 169 ms |
+//! | `doc`: chunked, incl. rope patch | 0.24 ms | 0.31 ms |
 //!
 //! so the cost is linear in the *chunk*, not the file, and the issue's
 //! targets (< 1 ms at 100k, < 5 ms at 1M) are met with room to spare,
