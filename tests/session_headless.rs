@@ -36,9 +36,14 @@ fn home_for(name: &str, approval: &str) -> tempfile::TempDir {
 
 impl Peer {
     fn spawn(name: &str, args: &[&str], approval: &str) -> Peer {
+        Self::spawn_env(name, args, approval, &[])
+    }
+
+    fn spawn_env(name: &str, args: &[&str], approval: &str, env: &[(&str, &str)]) -> Peer {
         let home = home_for(name, approval);
         let mut child = Command::new(env!("CARGO_BIN_EXE_lshed"))
             .args(args)
+            .envs(env.iter().copied())
             .env("HOME", home.path())
             .env("LSHED_CONFIG", home.path().join("config.toml"))
             .env("XDG_CONFIG_HOME", home.path())
@@ -75,8 +80,12 @@ impl Peer {
     }
 
     fn host_on(name: &str, root: &Path, ports: &str) -> (Peer, String) {
+        Self::host_env(name, root, ports, &[])
+    }
+
+    fn host_env(name: &str, root: &Path, ports: &str, env: &[(&str, &str)]) -> (Peer, String) {
         let root = root.to_str().unwrap();
-        let mut host = Peer::spawn(
+        let mut host = Peer::spawn_env(
             name,
             &[
                 "share",
@@ -90,6 +99,7 @@ impl Peer {
                 ports,
             ],
             "auto",
+            env,
         );
         let first = host.next_line();
         assert_eq!(first["event"], "shared", "first line: {first}");
@@ -549,4 +559,47 @@ fn long_concurrent_typing_in_one_place_loses_nothing() {
         assert_eq!(g.finish(), Some(0));
     }
     assert_eq!(host.finish(), Some(0));
+}
+
+/// A guest that stops taking its messages (here: its process suspended)
+/// is dropped once its backlog passes the limit, instead of growing the
+/// host's memory until the QUIC idle timeout; the others carry on.
+#[test]
+fn a_guest_that_stops_reading_is_dropped_not_buffered_forever() {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    let dir = folder(&[("big.txt", "start\n")]);
+    let (mut host, link) = Peer::host_env(
+        "host",
+        dir.path(),
+        PORTS,
+        &[("LSHED_PEER_BACKLOG_MIB", "1")],
+    );
+    let mut stuck = Peer::guest("stuck", &link);
+    let mut fine = Peer::guest("fine", &link);
+    host.ok(json!({"cmd": "open", "path": "big.txt"}));
+    stuck.open("big.txt");
+    fine.open("big.txt");
+    let stuck_id = stuck.my_id();
+    let pid = Pid::from_raw(stuck.child.id() as i32);
+    kill(pid, Signal::SIGSTOP).unwrap();
+    let chunk = "x".repeat(256 * 1024);
+    // Sent without waiting for each answer, so that the event is not
+    // skipped while a command waits for its result.
+    for k in 0..16 {
+        let edit = json!({"cmd": "edit", "path": "big.txt", "offset": 0, "insert": chunk, "tag": 1000 + k});
+        host.send_raw(&edit.to_string());
+    }
+    let left = host.wait_for(
+        |v| v["event"] == "participant_left" && v["id"] == json!(stuck_id),
+        "the stalled guest dropped",
+    );
+    kill(pid, Signal::SIGCONT).unwrap();
+    assert!(
+        left["reason"].as_str().unwrap().contains("too far behind"),
+        "{left}"
+    );
+    let text = wait_converged(&mut [&mut host, &mut fine], "big.txt");
+    assert_eq!(text.len(), 16 * 256 * 1024 + 6);
 }

@@ -44,6 +44,9 @@ pub enum CloseCode {
     ProtocolViolation,
     /// The join was refused (the reason travelled in the handshake).
     Refused,
+    /// The peer did not take its messages and fell too far behind (its
+    /// backlog passed the sender's limit).
+    TooSlow,
     /// A code this version does not know.
     Other(u32),
 }
@@ -57,6 +60,7 @@ impl CloseCode {
             CloseCode::Removed => 2,
             CloseCode::ProtocolViolation => 3,
             CloseCode::Refused => 4,
+            CloseCode::TooSlow => 5,
             CloseCode::Other(n) => n,
         }
     }
@@ -69,6 +73,7 @@ impl CloseCode {
             2 => CloseCode::Removed,
             3 => CloseCode::ProtocolViolation,
             4 => CloseCode::Refused,
+            5 => CloseCode::TooSlow,
             n => CloseCode::Other(u32::try_from(n).unwrap_or(u32::MAX)),
         }
     }
@@ -86,6 +91,9 @@ impl fmt::Display for CloseCode {
             CloseCode::Removed => f.write_str("removed by the host"),
             CloseCode::ProtocolViolation => f.write_str("protocol violation"),
             CloseCode::Refused => f.write_str("refused"),
+            CloseCode::TooSlow => {
+                f.write_str("fell too far behind (the connection could not keep up)")
+            }
             CloseCode::Other(n) => write!(f, "code {n}"),
         }
     }
@@ -115,6 +123,9 @@ impl fmt::Display for CloseReason {
                 f.write_str("the host ended the session")
             }
             CloseReason::Remote(CloseCode::Removed) => f.write_str("removed by the host"),
+            CloseReason::Remote(CloseCode::TooSlow) => f.write_str(
+                "the host dropped this connection: it fell too far behind (a slow or stalled link)",
+            ),
             CloseReason::Remote(CloseCode::ProtocolViolation) => {
                 f.write_str("the other side dropped the connection: protocol violation")
             }
@@ -182,6 +193,8 @@ enum Outgoing {
 struct Shared {
     conn: quinn::Connection,
     reason: Mutex<Option<CloseReason>>,
+    /// Bytes of messages queued and not yet written to the stream.
+    queued: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -221,21 +234,44 @@ impl MessageSender {
     /// Queues a message, waiting while the outgoing queue is full.
     pub async fn send(&self, msg: Vec<u8>) -> Result<(), SendError> {
         check_len(&msg)?;
-        self.tx
-            .send(Outgoing::Message(msg))
-            .await
-            .map_err(|_| self.closed())
+        let n = msg.len();
+        self.count(n, true);
+        let sent = self.tx.send(Outgoing::Message(msg)).await;
+        sent.map_err(|_| {
+            self.count(n, false);
+            self.closed()
+        })
     }
 
     /// Queues a message if there is room now.
     pub fn try_send(&self, msg: Vec<u8>) -> Result<(), TrySendError> {
         check_len(&msg).map_err(TrySendError::Send)?;
-        self.tx
-            .try_send(Outgoing::Message(msg))
-            .map_err(|e| match e {
+        let n = msg.len();
+        self.count(n, true);
+        self.tx.try_send(Outgoing::Message(msg)).map_err(|e| {
+            self.count(n, false);
+            match e {
                 mpsc::error::TrySendError::Full(Outgoing::Message(m)) => TrySendError::Full(m),
                 _ => TrySendError::Send(self.closed()),
-            })
+            }
+        })
+    }
+
+    /// Bytes of messages queued on this connection and not yet written to
+    /// the network (a peer that stops reading makes this grow).
+    pub fn queued_bytes(&self) -> usize {
+        self.shared
+            .queued
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count(&self, n: usize, add: bool) {
+        let q = &self.shared.queued;
+        if add {
+            q.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            q.fetch_sub(n, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn closed(&self) -> SendError {
@@ -304,6 +340,7 @@ impl PeerConnection {
         let shared = Arc::new(Shared {
             conn,
             reason: Mutex::new(None),
+            queued: std::sync::atomic::AtomicUsize::new(0),
         });
         let (out_tx, out_rx) = mpsc::channel(CHANNEL_CAPACITY);
         let (in_tx, in_rx) = mpsc::channel(CHANNEL_CAPACITY);
@@ -410,7 +447,11 @@ async fn write_loop(
     while let Some(item) = rx.recv().await {
         match item {
             Outgoing::Message(msg) => {
-                if let Err(err) = write_frame(&mut send, &msg, MAX_FRAME_LEN).await {
+                let written = write_frame(&mut send, &msg, MAX_FRAME_LEN).await;
+                shared
+                    .queued
+                    .fetch_sub(msg.len(), std::sync::atomic::Ordering::Relaxed);
+                if let Err(err) = written {
                     note_stream_failure(&shared, err);
                     return;
                 }
@@ -484,6 +525,7 @@ mod tests {
             CloseCode::Removed,
             CloseCode::ProtocolViolation,
             CloseCode::Refused,
+            CloseCode::TooSlow,
             CloseCode::Other(77),
         ] {
             assert_eq!(CloseCode::from_code(code.to_code() as u64), code);

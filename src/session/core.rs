@@ -627,6 +627,9 @@ impl SessionCore {
             NetEvent::PeerClosed { id, reason } => {
                 let why = match reason {
                     CloseReason::Remote(CloseCode::Left) => "left".to_string(),
+                    CloseReason::Local(CloseCode::TooSlow) => {
+                        "dropped: their connection fell too far behind".to_string()
+                    }
                     CloseReason::Local(CloseCode::Removed) => "removed by the host".to_string(),
                     CloseReason::Local(CloseCode::ProtocolViolation) => {
                         "dropped: protocol violation".to_string()

@@ -14,8 +14,10 @@
 //! A slow peer therefore only delays its own queue; it can never stall the
 //! driver, the other peers, or — because reading and writing are separate
 //! tasks — deadlock with us when both sides send at once. Its queue is
-//! unbounded in memory; QUIC idle timeouts end a peer that stops reading
-//! altogether.
+//! bounded in bytes ([`max_peer_backlog`]): a peer that stops taking its
+//! messages (a suspended process, a dead link QUIC has not timed out yet)
+//! is closed at once with [`CloseCode::TooSlow`] rather than grow our
+//! memory without end.
 //!
 //! A current-thread runtime: the session's I/O is light (a few messages per
 //! keystroke) and our machines have 2 cores shared with the UI thread.
@@ -29,6 +31,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -43,6 +46,17 @@ use crate::net::{
     connect_direct, CloseCode, CloseReason, ConnectError, ConnectOptions, GuestProfile,
     HostEndpoint, HostOptions, InviteLink, Path, PeerConnection,
 };
+
+/// Bytes queued for one peer past which it is dropped (default 64 MiB; the
+/// `LSHED_PEER_BACKLOG_MIB` environment variable changes it, for tests).
+pub fn max_peer_backlog() -> usize {
+    std::env::var("LSHED_PEER_BACKLOG_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(64)
+        .saturating_mul(1024 * 1024)
+}
 
 /// How long shutting down waits for peers to take their last messages.
 pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
@@ -306,11 +320,33 @@ enum PeerCtl {
     Drop(String),
 }
 
+/// How a peer's connection is to end.
+enum Closing {
+    /// After everything queued before it.
+    Graceful(CloseCode),
+    /// Now, dropping what is queued (protocol violation, with a detail).
+    Dropped,
+    /// Now: the peer fell too far behind.
+    TooSlow,
+}
+
+/// One live peer: its command queue and the bytes waiting in it.
+struct PeerHandle {
+    ctl: mpsc::UnboundedSender<PeerCtl>,
+    /// Bytes in `ctl` not yet handed to the connection.
+    backlog: Arc<AtomicUsize>,
+    /// The connection's own queue (bytes not yet written are counted there).
+    sender: crate::net::MessageSender,
+    /// Straight to the reader, past the queue.
+    close_now: mpsc::UnboundedSender<Closing>,
+}
+
 /// The live peers of a runtime and their tasks.
 struct Peers {
-    ctl: HashMap<u64, mpsc::UnboundedSender<PeerCtl>>,
+    ctl: HashMap<u64, PeerHandle>,
     tasks: JoinSet<()>,
     emit: Emitter,
+    max_backlog: usize,
 }
 
 impl Peers {
@@ -319,14 +355,19 @@ impl Peers {
             ctl: HashMap::new(),
             tasks: JoinSet::new(),
             emit,
+            max_backlog: max_peer_backlog(),
         }
     }
 
     fn add(&mut self, id: u64, mut conn: PeerConnection) {
         let (ctl_tx, mut ctl_rx) = mpsc::unbounded_channel::<PeerCtl>();
-        let (close_tx, mut close_rx) = mpsc::unbounded_channel::<Option<CloseCode>>();
+        let (close_tx, mut close_rx) = mpsc::unbounded_channel::<Closing>();
         let (detail_tx, detail_rx) = oneshot::channel::<String>();
         let sender = conn.sender();
+        let backlog = Arc::new(AtomicUsize::new(0));
+        let queued = backlog.clone();
+        let close_now = close_tx.clone();
+        let counted = conn.sender();
         // Writer: in-order sends; closes go to the reader *after* every
         // earlier message has been queued on the connection.
         self.tasks.spawn(async move {
@@ -334,24 +375,26 @@ impl Peers {
             while let Some(ctl) = ctl_rx.recv().await {
                 match ctl {
                     PeerCtl::Send(bytes) => {
+                        let n = bytes.len();
                         if sender.send(bytes).await.is_err() {
                             // Closed: the reader reports why.
                         }
+                        queued.fetch_sub(n, Ordering::Relaxed);
                     }
                     PeerCtl::Close(code) => {
-                        let _ = close_tx.send(Some(code));
+                        let _ = close_tx.send(Closing::Graceful(code));
                         return;
                     }
                     PeerCtl::Drop(detail) => {
                         if let Some(tx) = detail_tx.take() {
                             let _ = tx.send(detail);
                         }
-                        let _ = close_tx.send(None);
+                        let _ = close_tx.send(Closing::Dropped);
                         return;
                     }
                 }
             }
-            let _ = close_tx.send(Some(CloseCode::Left));
+            let _ = close_tx.send(Closing::Graceful(CloseCode::Left));
         });
         let emit = self.emit.clone();
         self.tasks.spawn(async move {
@@ -363,11 +406,15 @@ impl Peers {
                         None => break conn.close_reason().unwrap_or(CloseReason::Lost("closed".into())),
                     },
                     close = close_rx.recv() => match close {
-                        Some(Some(code)) => {
+                        Some(Closing::Graceful(code)) => {
                             conn.close(code).await;
                             break CloseReason::Local(code);
                         }
-                        _ => {
+                        Some(Closing::TooSlow) => {
+                            conn.close_now(CloseCode::TooSlow, "fell too far behind");
+                            break CloseReason::Local(CloseCode::TooSlow);
+                        }
+                        Some(Closing::Dropped) | None => {
                             let detail = match detail_rx.take() {
                                 Some(rx) => rx.await.unwrap_or_default(),
                                 None => String::new(),
@@ -380,13 +427,35 @@ impl Peers {
             };
             emit.emit(NetEvent::PeerClosed { id, reason });
         });
-        self.ctl.insert(id, ctl_tx);
+        self.ctl.insert(
+            id,
+            PeerHandle {
+                ctl: ctl_tx,
+                backlog,
+                sender: counted,
+                close_now,
+            },
+        );
     }
 
     fn command(&mut self, to: u64, ctl: PeerCtl) {
-        let closing = matches!(ctl, PeerCtl::Close(_) | PeerCtl::Drop(_));
-        if let Some(tx) = self.ctl.get(&to) {
-            let _ = tx.send(ctl);
+        let Some(peer) = self.ctl.get(&to) else {
+            return;
+        };
+        let mut closing = matches!(ctl, PeerCtl::Close(_) | PeerCtl::Drop(_));
+        if let PeerCtl::Send(bytes) = &ctl {
+            let waiting = peer.backlog.fetch_add(bytes.len(), Ordering::Relaxed)
+                + bytes.len()
+                + peer.sender.queued_bytes();
+            if waiting > self.max_backlog {
+                // It is not taking its messages: end it now, not after them.
+                let _ = peer.close_now.send(Closing::TooSlow);
+                self.ctl.remove(&to);
+                return;
+            }
+        }
+        if peer.ctl.send(ctl).is_err() {
+            closing = true;
         }
         if closing {
             self.ctl.remove(&to);
@@ -395,8 +464,8 @@ impl Peers {
 
     /// Closes every peer with `code` after its queued messages; waits (bounded).
     async fn close_all(&mut self, code: CloseCode) {
-        for (_, tx) in self.ctl.drain() {
-            let _ = tx.send(PeerCtl::Close(code));
+        for (_, peer) in self.ctl.drain() {
+            let _ = peer.ctl.send(PeerCtl::Close(code));
         }
         let drain = async { while self.tasks.join_next().await.is_some() {} };
         if tokio::time::timeout(SHUTDOWN_TIMEOUT, drain).await.is_err() {
