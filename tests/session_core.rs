@@ -1065,3 +1065,46 @@ fn same_text_everywhere_but(net: &Net, path: &str, n: usize) -> String {
     }
     want
 }
+
+/// A guest renames a file that everyone has open: the host renames it on
+/// disk, and every document follows under the new path (nobody's edits are
+/// lost, saves go to the new file, the old one is not recreated).
+#[test]
+fn renaming_an_open_file_retargets_everyones_document() {
+    let dir = folder(&[("docs/f.txt", "hello\n")]);
+    let mut net = Net::new(dir.path(), 2, 5, false);
+    open_everywhere(&mut net, "docs/f.txt");
+    net.edit(1, "docs/f.txt", Change::insert(0, "A"));
+    net.pump_all();
+    // Guest 2 renames the folder the file is in.
+    net.nodes[2].core.rename("docs", "notes");
+    net.collect();
+    net.pump_all();
+    assert!(dir.path().join("notes/f.txt").exists());
+    assert!(!dir.path().join("docs").exists());
+    for n in 0..3 {
+        assert!(
+            net.text(n, "docs/f.txt").is_none(),
+            "node {n} still has the old path"
+        );
+        assert_eq!(
+            net.text(n, "notes/f.txt").as_deref(),
+            Some("Ahello\n"),
+            "node {n}"
+        );
+    }
+    // Editing goes on under the new name, both ways.
+    net.edit(2, "notes/f.txt", Change::insert(1, "B"));
+    net.edit(0, "notes/f.txt", Change::insert(0, "H"));
+    net.pump_all();
+    assert_eq!(same_text_everywhere(&net, "notes/f.txt"), "HABhello\n");
+    // A guest's save lands in the renamed file.
+    net.nodes[1].core.save("notes/f.txt");
+    net.collect();
+    net.pump_all();
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes/f.txt")).unwrap(),
+        "HABhello\n"
+    );
+    assert!(!dir.path().join("docs").exists(), "the old path came back");
+}

@@ -88,11 +88,69 @@ impl DocStore for EditorStore<'_> {
         }
     }
 
+    fn renamed(&mut self, from: &str, to: &str) {
+        let root = self.editor.root.clone();
+        for b in &mut self.editor.buffers {
+            let Some(new) = b
+                .shared_path
+                .as_deref()
+                .and_then(|p| crate::session::renamed_path(p, from, to))
+            else {
+                continue;
+            };
+            // Host buffers are files under the shared root; a guest's have
+            // no path of their own.
+            if b.path.is_some() {
+                b.set_path(&root.join(&new));
+            }
+            b.shared_path = Some(new);
+        }
+    }
+
     fn save(&mut self, path: &str) -> Result<(), String> {
         let i = self
             .editor
             .find_shared(path)
             .ok_or_else(|| format!("{path} is not open"))?;
         self.editor.buffers[i].save().map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn a_rename_moves_shared_buffers_and_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("docs")).unwrap();
+        let file = dir.path().join("docs/f.txt");
+        std::fs::write(&file, "x").unwrap();
+        let mut ed = Editor::new(dir.path().to_path_buf(), Config::default());
+        ed.open(&file).unwrap();
+        ed.buffers[0].shared_path = Some("docs/f.txt".into());
+        // A guest's buffer: no file of its own.
+        let id = ed.alloc_buffer_id();
+        ed.buffers.push(Buffer::from_document(
+            id,
+            "docs/g.txt",
+            Document::from_text("y"),
+            4,
+        ));
+        let mut store = EditorStore::new(&mut ed);
+        store.renamed("docs", "notes");
+        assert_eq!(ed.buffers[0].shared_path.as_deref(), Some("notes/f.txt"));
+        assert_eq!(
+            ed.buffers[0].path.as_deref(),
+            Some(dir.path().join("notes/f.txt").as_path())
+        );
+        assert_eq!(ed.buffers[1].shared_path.as_deref(), Some("notes/g.txt"));
+        assert!(ed.buffers[1].path.is_none());
+        assert!(store_find(&mut ed, "notes/f.txt"));
+    }
+
+    fn store_find(ed: &mut Editor, path: &str) -> bool {
+        EditorStore::new(ed).doc_mut(path).is_some()
     }
 }

@@ -239,6 +239,9 @@ pub struct SessionCore {
     snapshot_jobs: HashMap<String, u64>,
     /// Messages for those paths, in arrival order.
     deferred: HashMap<String, VecDeque<Deferred>>,
+    /// Every rename of a shared path this session, in order: a worker's
+    /// result names the path its job started under.
+    renames: Vec<(String, String)>,
 }
 
 fn participant(id: ParticipantId, name: &str, color: &str, is_host: bool) -> Participant {
@@ -307,6 +310,7 @@ impl SessionCore {
             jobs: HashMap::new(),
             snapshot_jobs: HashMap::new(),
             deferred: HashMap::new(),
+            renames: Vec::new(),
         }
     }
 
@@ -330,6 +334,7 @@ impl SessionCore {
             jobs: HashMap::new(),
             snapshot_jobs: HashMap::new(),
             deferred: HashMap::new(),
+            renames: Vec::new(),
         }
     }
 
@@ -808,9 +813,12 @@ impl SessionCore {
             }
             GuestToHost::Rename { from: a, to: b } => {
                 let request = format!("rename {a} to {b}");
-                self.tree_op(from, request, vec![a.clone(), b.clone()], |root| {
+                let done = self.tree_op(from, request, vec![a.clone(), b.clone()], |root| {
                     workspace::rename(root, &a, &b).map(|_| ())
                 });
+                if done {
+                    self.shared_renamed(&a, &b, store);
+                }
             }
             GuestToHost::Delete { path } => {
                 let request = format!("delete {path}");
@@ -846,13 +854,15 @@ impl SessionCore {
         request: String,
         paths: Vec<String>,
         op: impl FnOnce(&std::path::Path) -> Result<(), workspace::WorkspaceError>,
-    ) {
+    ) -> bool {
         if !self.guest_may_edit(from) {
-            return self.refuse(from, request, "you are read-only".into());
+            self.refuse(from, request, "you are read-only".into());
+            return false;
         }
         for p in &paths {
             if let Err(message) = self.check_path(p) {
-                return self.refuse(from, request, message);
+                self.refuse(from, request, message);
+                return false;
             }
         }
         let root = self.host_ref().map(|h| h.root.clone()).unwrap_or_default();
@@ -865,9 +875,74 @@ impl SessionCore {
                     None,
                 );
                 self.push(SessionEvent::TreeChanged { paths });
+                true
             }
-            Err(e) => self.refuse(from, request, e.to_string()),
+            Err(e) => {
+                self.refuse(from, request, e.to_string());
+                false
+            }
         }
+    }
+
+    /// Host: `from` was renamed to `to` on disk (by a guest's request or
+    /// by the host itself): open documents keep going under the new path,
+    /// here and at every guest.
+    fn shared_renamed(&mut self, from: &str, to: &str, store: &mut dyn DocStore) {
+        self.rename_shared(from, to, store);
+        self.broadcast(
+            &HostToGuest::Renamed {
+                from: from.to_string(),
+                to: to.to_string(),
+            },
+            None,
+        );
+        self.flush();
+    }
+
+    /// Moves everything kept per shared path from under `from` to under
+    /// `to`, and tells the store.
+    fn rename_shared(&mut self, from: &str, to: &str, store: &mut dyn DocStore) {
+        fn rekey<V>(map: &mut HashMap<String, V>, from: &str, to: &str) {
+            let keys: Vec<String> = map
+                .keys()
+                .filter(|k| renamed_path(k, from, to).is_some())
+                .cloned()
+                .collect();
+            for k in keys {
+                if let (Some(v), Some(new)) = (map.remove(&k), renamed_path(&k, from, to)) {
+                    map.insert(new, v);
+                }
+            }
+        }
+        if let Some(h) = self.host_mut() {
+            let keys: Vec<String> = h
+                .files
+                .keys()
+                .filter(|k| renamed_path(k, from, to).is_some())
+                .cloned()
+                .collect();
+            for k in keys {
+                if let (Some(f), Some(new)) = (h.files.remove(&k), renamed_path(&k, from, to)) {
+                    h.files.insert(new, f);
+                }
+            }
+        }
+        if let Some(g) = self.guest_mut() {
+            g.open = std::mem::take(&mut g.open)
+                .into_iter()
+                .map(|p| renamed_path(&p, from, to).unwrap_or(p))
+                .collect();
+        }
+        rekey(&mut self.jobs, from, to);
+        rekey(&mut self.deferred, from, to);
+        rekey(&mut self.snapshot_jobs, from, to);
+        for p in self.participants.values_mut() {
+            if let Some(new) = p.file.as_deref().and_then(|f| renamed_path(f, from, to)) {
+                p.file = Some(new);
+            }
+        }
+        self.renames.push((from.to_string(), to.to_string()));
+        store.renamed(from, to);
     }
 
     fn open_for(&mut self, from: ParticipantId, path: String, store: &mut dyn DocStore) {
@@ -1229,6 +1304,9 @@ impl SessionCore {
     /// Takes in one finished job, then handles what waited for it.
     fn doc_work_done(&mut self, done: Done, store: &mut dyn DocStore) {
         let Done { path, job, output } = done;
+        let path = self.renames.iter().fold(path, |p, (from, to)| {
+            renamed_path(&p, from, to).unwrap_or(p)
+        });
         if self.snapshot_jobs.get(&path) == Some(&job) {
             self.snapshot_jobs.remove(&path);
             if let Output::Saved(bytes, heads) = output {
@@ -1586,6 +1664,7 @@ impl SessionCore {
             }
             HostToGuest::Saved { path } => self.push(SessionEvent::Saved { path }),
             HostToGuest::TreeChanged { paths } => self.push(SessionEvent::TreeChanged { paths }),
+            HostToGuest::Renamed { from, to } => self.rename_shared(&from, &to, store),
             HostToGuest::ParticipantJoined(info) => {
                 let name = info.name.clone();
                 let id = info.id;
@@ -1692,6 +1771,21 @@ impl SessionCore {
             ),
         }
         self.flush();
+    }
+
+    /// Host: the driver renamed `from` to `to` (shared paths) on disk
+    /// itself; documents open under it follow, here and at the guests.
+    pub fn renamed_here(&mut self, from: &str, to: &str, store: &mut dyn DocStore) {
+        if !self.is_host() || !self.is_active() {
+            return;
+        }
+        self.broadcast(
+            &HostToGuest::TreeChanged {
+                paths: vec![from.to_string(), to.to_string()],
+            },
+            None,
+        );
+        self.shared_renamed(from, to, store);
     }
 
     /// Our cursor moved (`path: None` = not in a shared file).
@@ -2031,4 +2125,14 @@ impl Drop for SessionCore {
             rt.shutdown();
         }
     }
+}
+
+/// `path` with its prefix `from` (the path itself, or a folder above it)
+/// replaced by `to`; `None` if `path` is not `from` or under it.
+pub fn renamed_path(path: &str, from: &str, to: &str) -> Option<String> {
+    if path == from {
+        return Some(to.to_string());
+    }
+    let rest = path.strip_prefix(from)?.strip_prefix('/')?;
+    Some(format!("{to}/{rest}"))
 }

@@ -102,6 +102,22 @@ impl DocStore for HeadlessStore {
 
     fn remote_changed(&mut self, _path: &str, _changes: &[Change]) {}
 
+    fn renamed(&mut self, from: &str, to: &str) {
+        let keys: Vec<String> = self
+            .docs
+            .keys()
+            .filter(|k| super::renamed_path(k, from, to).is_some())
+            .cloned()
+            .collect();
+        for k in keys {
+            if let (Some(doc), Some(new)) =
+                (self.docs.remove(&k), super::renamed_path(&k, from, to))
+            {
+                self.docs.insert(new, doc);
+            }
+        }
+    }
+
     fn save(&mut self, path: &str) -> Result<(), String> {
         let root = self.root.as_ref().ok_or("not the host")?;
         let doc = self
@@ -431,7 +447,10 @@ fn execute(
                     }
                 }
                 "rename" => {
-                    workspace::rename(&root, str_arg(cmd, "from")?, str_arg(cmd, "to")?).map(|_| ())
+                    let (from, to) = (str_arg(cmd, "from")?, str_arg(cmd, "to")?);
+                    workspace::rename(&root, from, to).map(|_| {
+                        core.renamed_here(from, to, store);
+                    })
                 }
                 _ => workspace::delete(&root, str_arg(cmd, "path")?),
             };

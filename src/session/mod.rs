@@ -53,7 +53,7 @@ mod work;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-pub use self::core::{SessionCore, OFF_THREAD_CHANGE_BYTES, WATCH_INTERVAL};
+pub use self::core::{renamed_path, SessionCore, OFF_THREAD_CHANGE_BYTES, WATCH_INTERVAL};
 pub use diff::diff_text;
 pub use protocol::{DirEntry, ParticipantId};
 pub use runtime::{NetCommand, NetEvent, PendingId, SessionRuntime};
@@ -140,6 +140,12 @@ pub trait DocStore {
     /// Host only: write `path` to disk atomically (`workspace::save_atomic`)
     /// and mark it saved.
     fn save(&mut self, path: &str) -> Result<(), String>;
+    /// Shared path `from` (a file, or a folder and everything under it) is
+    /// now `to` (host: already renamed on disk): buffers under it follow,
+    /// keeping their documents. The default does nothing.
+    fn renamed(&mut self, from: &str, to: &str) {
+        let _ = (from, to);
+    }
     /// Host only: another program changed `path` on disk; apply `changes`
     /// (in order, each on the text the previous left) as a local edit. The
     /// default applies them with `Document::apply_local` and reports them

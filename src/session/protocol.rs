@@ -245,6 +245,14 @@ pub enum HostToGuest {
         /// Why, as a sentence.
         message: String,
     },
+    /// `from` (a file or folder) is now `to`: open files under it keep
+    /// their documents under the new path. (Added in protocol version 2.)
+    Renamed {
+        /// Old path.
+        from: String,
+        /// New path.
+        to: String,
+    },
 }
 
 /// Encodes a message for the wire.
@@ -330,6 +338,10 @@ mod tests {
             HostToGuest::OpenedState {
                 path: "a".into(),
                 state: vec![9; 100],
+            },
+            HostToGuest::Renamed {
+                from: "a".into(),
+                to: "b/a".into(),
             },
             HostToGuest::Sync {
                 path: "a".into(),

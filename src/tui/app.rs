@@ -1385,6 +1385,11 @@ impl App {
                 let to_rel = join_rel(&root, &parent, answer);
                 let to = workspace::rename(&root, &from_rel, &to_rel).map_err(|e| e.to_string())?;
                 self.editor.on_path_renamed(from, &to);
+                if let Some(core) = self.session.as_mut() {
+                    // Shared documents under it follow, at the guests too.
+                    let mut store = crate::editor::collab::EditorStore::new(&mut self.editor);
+                    core.renamed_here(&from_rel, &to_rel, &mut store);
+                }
                 self.refresh_tree_and_reveal(&to);
                 Ok(())
             }
