@@ -288,40 +288,30 @@ impl SessionCore {
             HOST_PARTICIPANT_ID,
             participant(HOST_PARTICIPANT_ID, &profile.name, &profile.color, true),
         );
-        SessionCore {
-            role: Role::Host(HostSide {
-                root,
-                approval,
-                files: BTreeMap::new(),
-                pending: BTreeMap::new(),
-            }),
-            state: SessionState::Starting,
-            profile,
-            me: HOST_PARTICIPANT_ID,
-            participants,
-            session_read_only: false,
-            link: None,
-            path_kind: None,
-            events: VecDeque::new(),
-            outbox: Vec::new(),
-            runtime: None,
-            yield_to_driver: false,
-            workers: Workers::default(),
-            jobs: HashMap::new(),
-            snapshot_jobs: HashMap::new(),
-            deferred: HashMap::new(),
-            renames: Vec::new(),
-        }
+        let role = Role::Host(HostSide {
+            root,
+            approval,
+            files: BTreeMap::new(),
+            pending: BTreeMap::new(),
+        });
+        let mut core = Self::with(role, SessionState::Starting, profile, HOST_PARTICIPANT_ID);
+        core.participants = participants;
+        core
     }
 
     /// A guest core without a runtime: state `Joining…` until
     /// [`NetEvent::Joined`] and the host's welcome.
     pub fn new_guest(profile: Profile) -> Self {
+        let role = Role::Guest(GuestSide::default());
+        Self::with(role, SessionState::Joining, profile, u64::MAX)
+    }
+
+    fn with(role: Role, state: SessionState, profile: Profile, me: ParticipantId) -> Self {
         SessionCore {
-            role: Role::Guest(GuestSide::default()),
-            state: SessionState::Joining,
+            role,
+            state,
             profile,
-            me: u64::MAX,
+            me,
             participants: BTreeMap::new(),
             session_read_only: false,
             link: None,
