@@ -98,6 +98,14 @@ struct Chunk {
     churn: usize,
 }
 
+impl Chunk {
+    /// Counts `n` chars of churn; whether the chunk is now past `limit`.
+    fn churned(&mut self, n: usize, limit: usize) -> bool {
+        self.churn += n;
+        self.churn > limit
+    }
+}
+
 /// What the layout owner remembers of a chunk it split, to move edits that
 /// others made to it concurrently (and undo entries that still name it)
 /// onto the chunks that replaced it.
@@ -155,6 +163,10 @@ pub struct SharedState {
     dirty: Vec<ObjId>,
     /// Churn past which the owner splits a chunk ([`SPLIT_CHURN`]).
     split_churn: usize,
+    /// Some chunk's churn passed `split_churn` since the last
+    /// [`Self::maintain`] (so that it need not look at every chunk after
+    /// every keystroke).
+    hot: bool,
     /// Whether the owner splits chunks now (see [`Self::set_splitting`]).
     splitting: bool,
     /// The text as a rope, made by `build`/`load` (on the worker that runs
@@ -360,28 +372,10 @@ impl SharedState {
         // (A failure leaves a partial state that is dropped here.)
         let list = built.map_err(|e| DocError::rejected("new shared text", e))?;
         let checkpoint = am.save();
-        let flushed_heads = am.get_heads();
-        let mut state = Self {
-            am,
-            list: Some(list),
-            len: text.len_chars(),
-            chunks,
-            outgoing: Vec::new(),
-            flushed_heads,
-            unflushed: false,
-            log_bytes: 0,
-            checkpoint,
-            log: Vec::new(),
-            groups: HashSet::new(),
-            retired_ids: HashSet::new(),
-            splitter: true,
-            retired: HashMap::new(),
-            dirty: Vec::new(),
-            split_churn: SPLIT_CHURN,
-            splitting: false,
-            text_cache: None,
-            max_op: None,
-        };
+        let mut state = Self::with(am, checkpoint, true);
+        state.list = Some(list);
+        state.len = text.len_chars();
+        state.chunks = chunks;
         state.text_cache = Some(text.clone());
         Ok(state)
     }
@@ -389,23 +383,31 @@ impl SharedState {
     /// An empty state for a peer that will receive everything through the
     /// sync protocol. It is read-only until the layout has arrived.
     pub fn empty(actor: ActorId) -> Self {
+        let am = Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint).with_actor(actor);
+        Self::with(am, Vec::new(), false)
+    }
+
+    /// A state around `am` with an empty chunk table (the callers fill it
+    /// in); `splitter`: whether this replica owns the layout.
+    fn with(am: Automerge, checkpoint: Vec<u8>, splitter: bool) -> Self {
         Self {
-            am: Automerge::new_with_encoding(TextEncoding::UnicodeCodePoint).with_actor(actor),
+            flushed_heads: am.get_heads(),
+            am,
             list: None,
             chunks: Vec::new(),
             len: 0,
             outgoing: Vec::new(),
-            flushed_heads: Vec::new(),
             unflushed: false,
             log_bytes: 0,
-            checkpoint: Vec::new(),
+            checkpoint,
             log: Vec::new(),
             groups: HashSet::new(),
             retired_ids: HashSet::new(),
-            splitter: false,
+            splitter,
             retired: HashMap::new(),
             dirty: Vec::new(),
             split_churn: SPLIT_CHURN,
+            hot: false,
             splitting: false,
             text_cache: None,
             max_op: None,
@@ -420,28 +422,7 @@ impl SharedState {
         })?
         .map_err(|e| DocError::malformed("saved state", e))?;
         am.set_actor(actor);
-        let flushed_heads = am.get_heads();
-        let mut state = Self {
-            am,
-            list: None,
-            chunks: Vec::new(),
-            len: 0,
-            outgoing: Vec::new(),
-            flushed_heads,
-            unflushed: false,
-            log_bytes: 0,
-            checkpoint: bytes.to_vec(),
-            log: Vec::new(),
-            groups: HashSet::new(),
-            retired_ids: HashSet::new(),
-            splitter: false,
-            retired: HashMap::new(),
-            dirty: Vec::new(),
-            split_churn: SPLIT_CHURN,
-            splitting: false,
-            text_cache: None,
-            max_op: None,
-        };
+        let mut state = Self::with(am, bytes.to_vec(), false);
         state.rebuild_table();
         if state.list.is_none() && !state.am.get_heads().is_empty() {
             return Err(DocError::NotADocument("no \"chunks\" list".into()));
@@ -587,12 +568,14 @@ impl SharedState {
     /// the layout.
     pub fn set_splitting(&mut self, on: bool) {
         self.splitting = on;
+        self.hot = true;
     }
 
     /// Sets the churn past which the layout owner splits a chunk (default
     /// [`SPLIT_CHURN`]); tests use small values to split often.
     pub fn set_split_churn(&mut self, churn: usize) {
         self.split_churn = churn.max(1);
+        self.hot = true;
     }
 
     /// Chunks split so far that this replica knows of.
@@ -683,7 +666,7 @@ impl SharedState {
     pub(crate) fn apply_remote(&mut self, rope: &mut Rope, bytes: &[u8]) -> Remote {
         const WHAT: &str = "change message";
         self.text_cache = None;
-        self.max_op = None;
+        let known_max_op = self.max_op.take();
         // The recovery log must hold every local change before foreign
         // input can make automerge panic.
         self.flush();
@@ -694,7 +677,9 @@ impl SharedState {
         };
         let raws: Vec<Vec<u8>> = decoded.iter().map(|(_, raw)| raw.to_vec()).collect();
         let changes: Vec<automerge::Change> = decoded.into_iter().map(|(c, _)| c).collect();
+        let stamps: Vec<u64> = changes.iter().map(|c| c.max_op()).collect();
         self.note_retired_edits(&changes);
+        let nothing_queued = self.am.get_missing_deps(&[]).is_empty();
         let mut plog = PatchLog::active();
         let am = &mut self.am;
         let outcome = contain(WHAT, || am.apply_changes_log_patches(changes, &mut plog));
@@ -703,6 +688,15 @@ impl SharedState {
                 s.log_raw(raw);
             }
         });
+        // Our next ops are numbered past every applied change. When nothing
+        // waits in automerge's queue before or after (so exactly these
+        // changes were applied, none held back for a missing dependency and
+        // no earlier one released), the highest op is known without a
+        // probe at the next keystroke.
+        if remote.error.is_none() && nothing_queued && self.am.get_missing_deps(&[]).is_empty() {
+            let newest = stamps.iter().copied().max().unwrap_or(0);
+            self.max_op = known_max_op.map(|m| m.max(newest));
+        }
         remote.changes.extend(self.maintain(rope));
         remote
     }
@@ -754,7 +748,10 @@ impl SharedState {
                 out = changes;
             }
         }
-        for _ in 0..if self.splitting { 64 } else { 0 } {
+        if !self.splitting {
+            return out;
+        }
+        for _ in 0..64 {
             let Some(i) = self
                 .chunks
                 .iter()
@@ -982,6 +979,7 @@ impl SharedState {
         for c in &mut self.chunks {
             if let Some(n) = c.obj.as_ref().and_then(|o| churn.get(o)) {
                 c.churn = (*n).max(c.len);
+                self.hot |= c.churn > self.split_churn;
             }
         }
         let same = |a: &Chunk, b: &Chunk| a.obj.is_some() && a.obj == b.obj && a.len == b.len;
@@ -1100,7 +1098,7 @@ impl SharedState {
                     return Err(());
                 }
                 self.chunks[idx].len += n;
-                self.chunks[idx].churn += n;
+                self.hot |= self.chunks[idx].churned(n, self.split_churn);
                 self.len += n;
                 self.emit(rope, out, Change::insert(base + index, text));
                 Ok(())
@@ -1111,7 +1109,7 @@ impl SharedState {
                     return Err(());
                 }
                 self.chunks[idx].len -= length;
-                self.chunks[idx].churn += length;
+                self.hot |= self.chunks[idx].churned(*length, self.split_churn);
                 self.len -= length;
                 self.emit(rope, out, Change::delete(base + index, base + end));
                 Ok(())
@@ -1219,6 +1217,8 @@ impl SharedState {
             dirty: &mut self.dirty,
             actor,
             first_op: max_op.map(|n| n + 1),
+            hot: &mut self.hot,
+            split_churn: self.split_churn,
         };
         let result = f(&mut ed);
         let Editor {
@@ -1398,6 +1398,9 @@ pub(crate) struct Editor<'t, 'a> {
     actor: ActorId,
     /// Counter of this transaction's first op, if known.
     first_op: Option<u64>,
+    /// See [`SharedState`]'s `hot` and `split_churn`.
+    hot: &'t mut bool,
+    split_churn: usize,
 }
 
 impl Editor<'_, '_> {
@@ -1517,7 +1520,7 @@ impl Editor<'_, '_> {
         match slot {
             Some(i) => {
                 self.chunks[i].len -= n;
-                self.chunks[i].churn += n;
+                *self.hot |= self.chunks[i].churned(n, self.split_churn);
                 *self.len -= n;
                 let g = self.prefix(i) + off;
                 self.rope_apply(Change::delete(g, g + n));
@@ -1641,7 +1644,7 @@ impl Editor<'_, '_> {
         match slot {
             Some(i) => {
                 self.chunks[i].len += n;
-                self.chunks[i].churn += n;
+                *self.hot |= self.chunks[i].churned(n, self.split_churn);
                 *self.len += n;
                 let global = self.prefix(i) + off;
                 self.rope_apply(Change::insert(global, text));
