@@ -462,31 +462,11 @@ fn bench_keystrokes(c: &mut Criterion) {
     let mut host = replay_doc(&paper, false, true);
     let saved = host.save_crdt().expect("save");
     let mut guest = Document::from_shared(SharedState::load(&saved, actor(2)).expect("load"));
-    let mut seed = 13usize;
-    g.bench_function("paper_final_105k", |b| {
-        b.iter_custom(|iters| {
-            let msgs = keystrokes(&mut host, iters as usize, &mut seed);
-            let t0 = Instant::now();
-            for m in &msgs {
-                black_box(guest.apply_remote(m).expect("apply"));
-            }
-            t0.elapsed()
-        })
-    });
+    bench_remote(&mut g, "paper_final_105k", &mut host, &mut guest, 13);
     drop((host, guest));
     for n in [100_000usize, 1_000_000] {
         let (mut host, mut guest) = pair(&code_text(n));
-        let mut seed = 11usize;
-        g.bench_function(format!("doc_{n}"), |b| {
-            b.iter_custom(|iters| {
-                let msgs = keystrokes(&mut host, iters as usize, &mut seed);
-                let t0 = Instant::now();
-                for m in &msgs {
-                    black_box(guest.apply_remote(m).expect("apply"));
-                }
-                t0.elapsed()
-            })
-        });
+        bench_remote(&mut g, &format!("doc_{n}"), &mut host, &mut guest, 11);
         // The reference: raw automerge 0.12, one Text object.
         let (mut a, mut b2, text) = raw_pair(n);
         g.bench_function(format!("raw_one_object_{n}"), |b| {
@@ -505,6 +485,26 @@ fn bench_keystrokes(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// Times the guest applying remote keystrokes made (untimed) on the host.
+fn bench_remote(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    host: &mut Document,
+    guest: &mut Document,
+    mut seed: usize,
+) {
+    g.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let msgs = keystrokes(host, iters as usize, &mut seed);
+            let t0 = Instant::now();
+            for m in &msgs {
+                black_box(guest.apply_remote(m).expect("apply"));
+            }
+            t0.elapsed()
+        })
+    });
 }
 
 fn bench_share(c: &mut Criterion) {

@@ -10,6 +10,10 @@
 use lshed::doc::{ActorId, Change, Document, SharedState, SPLIT_CHURN};
 use std::collections::{HashSet, VecDeque};
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 fn actor(n: u8) -> ActorId {
     ActorId::from(vec![n; 16])
 }
@@ -196,21 +200,6 @@ fn host_undo_of_text_in_a_split_chunk_applies_at_once() {
     check_mirror(&guest);
 }
 
-/// Deterministic xorshift, so a failure names its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// Unique chars: CJK ideographs, one per typed char.
 struct Fresh(u32);
 
@@ -257,15 +246,15 @@ fn star_run(seed: u64, guests: usize, steps: usize) {
                 deleted: &mut HashSet<char>,
                 reborn: &mut HashSet<char>| {
         let len = doc.len_chars();
-        let at = rng.below(len + 1);
-        match rng.below(10) {
+        let at = rng.index(len + 1);
+        match rng.index(10) {
             0..=5 => {
-                let s = fresh.take(1 + rng.below(3));
+                let s = fresh.take(1 + rng.index(3));
                 inserted.extend(s.chars());
                 doc.apply_local(&[Change::insert(at, s)]);
             }
             6..=7 if len > 0 => {
-                let end = (at + 1 + rng.below(4)).min(len);
+                let end = (at + 1 + rng.index(4)).min(len);
                 let start = at.min(end.saturating_sub(1));
                 deleted.extend(doc.rope().slice(start..end).chars());
                 doc.apply_local(&[Change::delete(start, end)]);
@@ -299,7 +288,7 @@ fn star_run(seed: u64, guests: usize, steps: usize) {
     };
 
     for _ in 0..steps {
-        match rng.below(4) {
+        match rng.index(4) {
             0 => {
                 edit(
                     &mut host,
@@ -312,7 +301,7 @@ fn star_run(seed: u64, guests: usize, steps: usize) {
                 host_out(&mut host, &mut to_guest);
             }
             1 => {
-                let g = rng.below(guests);
+                let g = rng.index(guests);
                 edit(
                     &mut peers[g],
                     &mut rng,
@@ -326,7 +315,7 @@ fn star_run(seed: u64, guests: usize, steps: usize) {
                 }
             }
             2 => {
-                let g = rng.below(guests);
+                let g = rng.index(guests);
                 if let Some(msg) = to_host[g].pop_front() {
                     host.apply_remote(&msg).unwrap();
                     for (o, q) in to_guest.iter_mut().enumerate() {
@@ -338,7 +327,7 @@ fn star_run(seed: u64, guests: usize, steps: usize) {
                 }
             }
             _ => {
-                let g = rng.below(guests);
+                let g = rng.index(guests);
                 if let Some(msg) = to_guest[g].pop_front() {
                     peers[g].apply_remote(&msg).unwrap();
                 }

@@ -10,22 +10,14 @@ use lshed::doc::Change;
 use lshed::net::Path as NetPath;
 use lshed::session::headless::HeadlessStore;
 use lshed::session::protocol::{decode_guest, decode_host, GuestToHost, HostToGuest};
+
 use lshed::session::{
     DocStore, NetCommand, NetEvent, Profile, SessionCore, SessionEvent, SessionState,
 };
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
 
 struct Node {
     core: SessionCore,

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+#[path = "support/rng.rs"]
+mod rng;
+use rng::Rng;
+
 const PORTS: &str = "46100-46139";
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -224,17 +228,6 @@ fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::write(p, text).unwrap();
     }
     dir
-}
-
-/// A small deterministic generator (xorshift).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 fn wait_converged(peers: &mut [&mut Peer], path: &str) -> String {

@@ -969,12 +969,11 @@ impl SharedState {
     /// and suffix of the table (the rope already mirrors those). Falls back
     /// to [`Self::resync_rope`] if anything does not add up.
     fn resync_changed_chunks(&mut self, rope: &mut Rope, out: &mut Vec<Change>) {
-        let old = std::mem::take(&mut self.chunks);
+        let old = self.chunks.clone();
         let churn: HashMap<ObjId, usize> = old
             .iter()
             .filter_map(|c| Some((c.obj.clone()?, c.churn)))
             .collect();
-        self.chunks = old.clone();
         self.rebuild_table();
         for c in &mut self.chunks {
             if let Some(n) = c.obj.as_ref().and_then(|o| churn.get(o)) {
