@@ -329,3 +329,73 @@ fn unshared_document_behaves_as_before() {
     let copy = doc.clone();
     assert_eq!(text(&copy), "x");
 }
+
+#[test]
+fn a_change_that_arrives_before_its_dependency_waits_for_it() {
+    let (mut host, mut guest) = pair("abc");
+    let mut msgs = Vec::new();
+    for (i, s) in ["1", "2", "3"].iter().enumerate() {
+        host.apply_local(&[Change::insert(i, *s)]);
+        msgs.push(host.take_outgoing().unwrap());
+    }
+    let held = |d: &Document| d.shared_state().unwrap().held_count();
+    assert!(guest.apply_remote(&msgs[2]).unwrap().is_empty());
+    assert!(guest.apply_remote(&msgs[1]).unwrap().is_empty());
+    assert_eq!((text(&guest).as_str(), held(&guest)), ("abc", 2));
+    // A duplicate of a waiting change is held once.
+    guest.apply_remote(&msgs[2]).unwrap();
+    assert_eq!(held(&guest), 2);
+    guest.apply_remote(&msgs[0]).unwrap();
+    assert_eq!((text(&guest).as_str(), held(&guest)), ("123abc", 0));
+    check_mirror(&guest);
+    // Local editing goes on as normal afterwards, and reaches the host.
+    guest.apply_local(&[Change::insert(6, "!")]);
+    send(&mut guest, &mut host);
+    assert_eq!(text(&host), "123abc!");
+}
+
+/// A guest that lost a long run of the host's changes and then got later
+/// ones (which wait for the lost) catches up through the sync protocol in
+/// a few round trips, not one per lost change.
+#[test]
+fn a_peer_that_lost_many_changes_catches_up_in_a_few_sync_rounds() {
+    let (mut host, mut guest) = pair(&"0123456789\n".repeat(500));
+    if let Some(state) = host.shared_state_mut() {
+        state.set_splitting(true);
+        state.set_split_churn(64);
+    }
+    let mut msgs = Vec::new();
+    for i in 0..300 {
+        host.apply_local(&[Change::insert((i * 7) % host.len_chars(), "ab")]);
+        if i % 3 == 0 {
+            host.apply_local(&[Change::delete(i, i + 1)]);
+        }
+        msgs.extend(host.take_outgoing());
+    }
+    for m in &msgs[250..] {
+        guest.apply_remote(m).unwrap();
+    }
+    assert!(guest.shared_state().unwrap().held_count() > 0);
+    let (mut hp, mut gp) = (PeerSync::new(), PeerSync::new());
+    let mut rounds = 0;
+    loop {
+        let mut quiet = true;
+        if let Some(m) = host.generate_sync_message(&mut hp).unwrap() {
+            guest.receive_sync_message(&mut gp, &m).unwrap();
+            quiet = false;
+        }
+        if let Some(m) = guest.generate_sync_message(&mut gp).unwrap() {
+            host.receive_sync_message(&mut hp, &m).unwrap();
+            quiet = false;
+        }
+        if quiet {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds <= 4, "sync still going after {rounds} rounds");
+    }
+    assert_eq!(text(&guest), text(&host));
+    assert_eq!(guest.shared_state().unwrap().held_count(), 0);
+    assert!(host.shared_state().unwrap().retired_count() > 0, "no split");
+    check_mirror(&guest);
+}

@@ -83,6 +83,11 @@ const CHUNKS_KEY: &str = "chunks";
 /// instead of being logged change by change.
 const BIG_SYNC_BYTES: usize = 64 * 1024;
 
+/// Most bytes of changes held back for a missing dependency (see
+/// [`SharedState::held`]); past it the oldest are forgotten (the sync
+/// protocol brings them back: their authors still have them).
+const MAX_HELD_BYTES: usize = 16 * 1024 * 1024;
+
 /// One chunk: a leaf of the layout tree, in document order.
 #[derive(Debug, Clone)]
 struct Chunk {
@@ -177,6 +182,15 @@ pub struct SharedState {
     /// are known without looking them up (a lookup cost about a tenth of a
     /// local edit). Forgotten when remote changes arrive.
     max_op: Option<u64>,
+    /// Remote changes that arrived before a change they depend on (a
+    /// message was lost), with their raw bytes, oldest first. They are kept
+    /// here and not handed to automerge, whose queue of such changes stalls
+    /// the sync protocol: a replica whose queue reaches back to a peer's
+    /// heads asks that peer for one missing change per round trip and
+    /// withholds its summary of what it has, so catching up after losing N
+    /// changes took N round trips. Applied as soon as what they need is in.
+    held: Vec<(automerge::Change, Vec<u8>)>,
+    held_bytes: usize,
 }
 
 /// What a remote apply did: the rope changes made (always valid, even on
@@ -411,6 +425,8 @@ impl SharedState {
             splitting: false,
             text_cache: None,
             max_op: None,
+            held: Vec::new(),
+            held_bytes: 0,
         }
     }
 
@@ -435,6 +451,13 @@ impl SharedState {
     /// The heads of the history now (see [`Self::changes_since`]).
     pub fn heads(&self) -> Vec<ChangeHash> {
         self.am.get_heads()
+    }
+
+    /// Hashes of changes this replica has been sent changes depending on
+    /// but has not got itself (those changes wait in automerge's queue
+    /// until they arrive).
+    pub fn missing_deps(&self) -> Vec<ChangeHash> {
+        self.am.get_missing_deps(&[])
     }
 
     /// Every change this replica has that `heads` does not include (its own
@@ -664,7 +687,6 @@ impl SharedState {
     /// Applies a message made by a peer's [`Self::take_outgoing`]. Patches
     /// `rope` and returns the changes applied to it, in order.
     pub(crate) fn apply_remote(&mut self, rope: &mut Rope, bytes: &[u8]) -> Remote {
-        const WHAT: &str = "change message";
         self.text_cache = None;
         let known_max_op = self.max_op.take();
         // The recovery log must hold every local change before foreign
@@ -675,8 +697,28 @@ impl SharedState {
             Ok(d) => d,
             Err(e) => return Remote::failed(e),
         };
-        let raws: Vec<Vec<u8>> = decoded.iter().map(|(_, raw)| raw.to_vec()).collect();
-        let changes: Vec<automerge::Change> = decoded.into_iter().map(|(c, _)| c).collect();
+        let incoming = decoded.into_iter().map(|(c, raw)| (c, raw.to_vec()));
+        let ready = self.take_ready(incoming.collect());
+        self.apply_ready(rope, ready, known_max_op)
+    }
+
+    /// Applies changes whose dependencies are all in (see
+    /// [`Self::take_ready`]). `known_max_op`: the highest op before, if known.
+    fn apply_ready(
+        &mut self,
+        rope: &mut Rope,
+        ready: Vec<(automerge::Change, Vec<u8>)>,
+        known_max_op: Option<u64>,
+    ) -> Remote {
+        const WHAT: &str = "change message";
+        if ready.is_empty() {
+            self.max_op = known_max_op;
+            return Remote {
+                changes: Vec::new(),
+                error: None,
+            };
+        }
+        let (changes, raws): (Vec<automerge::Change>, Vec<Vec<u8>>) = ready.into_iter().unzip();
         let stamps: Vec<u64> = changes.iter().map(|c| c.max_op()).collect();
         self.note_retired_edits(&changes);
         let nothing_queued = self.am.get_missing_deps(&[]).is_empty();
@@ -933,8 +975,100 @@ impl SharedState {
             let received: Vec<automerge::Change> = self.am.get_changes(&heads_before);
             self.note_retired_edits(&received);
         }
+        if !self.held.is_empty() && self.am.get_heads() != heads_before {
+            // What the sync brought may be what held changes waited for.
+            let ready = self.take_ready(Vec::new());
+            let released = self.apply_ready(rope, ready, None);
+            remote.changes.extend(released.changes);
+            remote.error = remote.error.or(released.error);
+        }
         remote.changes.extend(self.maintain(rope));
         remote
+    }
+
+    /// Sorts `incoming` and the held changes into those that can be applied
+    /// now (each dependency is in the document or among them), returned in
+    /// an order automerge applies without queueing, and those that wait
+    /// for a missing one (kept in `held`, oldest forgotten past
+    /// [`MAX_HELD_BYTES`]).
+    fn take_ready(
+        &mut self,
+        incoming: Vec<(automerge::Change, Vec<u8>)>,
+    ) -> Vec<(automerge::Change, Vec<u8>)> {
+        let mut batch = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        batch.extend(incoming);
+        let mut seen = HashSet::new();
+        batch.retain(|(c, _)| seen.insert(c.hash()));
+        let index: HashMap<ChangeHash, usize> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (c.hash(), i))
+            .collect();
+        // One lookup for every dependency outside the batch.
+        let outside: Vec<ChangeHash> = batch
+            .iter()
+            .flat_map(|(c, _)| c.deps().iter().copied())
+            .filter(|d| !index.contains_key(d))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let missing: HashSet<ChangeHash> = if outside.is_empty() {
+            HashSet::new()
+        } else {
+            self.am.get_missing_deps(&outside).into_iter().collect()
+        };
+        // Kahn's algorithm over the batch: a change is ready once nothing
+        // it depends on is missing or still waiting.
+        let mut waiting_on = vec![0usize; batch.len()];
+        let mut blocked = vec![false; batch.len()];
+        let mut dependents: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, (c, _)) in batch.iter().enumerate() {
+            for d in c.deps() {
+                if let Some(&j) = index.get(d) {
+                    waiting_on[i] += 1;
+                    dependents.entry(j).or_default().push(i);
+                } else if missing.contains(d) {
+                    blocked[i] = true;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..batch.len())
+            .filter(|&i| waiting_on[i] == 0 && !blocked[i])
+            .collect();
+        let mut next = 0;
+        while next < order.len() {
+            if let Some(ds) = dependents.get(&order[next]) {
+                for &i in ds {
+                    waiting_on[i] -= 1;
+                    if waiting_on[i] == 0 && !blocked[i] {
+                        order.push(i);
+                    }
+                }
+            }
+            next += 1;
+        }
+        let mut slots: Vec<Option<(automerge::Change, Vec<u8>)>> =
+            batch.into_iter().map(Some).collect();
+        let ready = order.iter().filter_map(|&i| slots[i].take()).collect();
+        let held: Vec<_> = slots.into_iter().flatten().collect();
+        let mut keep = 0;
+        let mut bytes = 0;
+        for (_, raw) in held.iter().rev() {
+            if bytes + raw.len() > MAX_HELD_BYTES {
+                break;
+            }
+            bytes += raw.len();
+            keep += 1;
+        }
+        self.held = held.into_iter().rev().take(keep).rev().collect();
+        self.held_bytes = bytes;
+        ready
+    }
+
+    /// How many remote changes wait for a change they depend on.
+    pub fn held_count(&self) -> usize {
+        self.held.len()
     }
 
     /// Turns automerge patches into rope changes, keeping the chunk table.

@@ -33,6 +33,11 @@
 //!   [`Document::apply_remote`]. A peer that joins or reconnects is brought
 //!   up to date with the sync protocol ([`Document::generate_sync_message`],
 //!   [`Document::receive_sync_message`], one [`PeerSync`] per peer).
+//!   Changes that arrived before one they depend on (a message was lost)
+//!   wait in our own buffer, not in automerge's queue: automerge's sync
+//!   protocol, seeing queued changes that reach back to the other peer's
+//!   heads, asks for the missing changes one round trip at a time. Kept
+//!   out, a peer that lost N changes catches up in a few round trips.
 //! - Presence: [`Document::stable_pos`] / [`Document::resolve`].
 //! - Crash recovery / reconnection: [`Document::save_crdt`] and
 //!   [`SharedState::load`].
@@ -572,8 +577,9 @@ impl Document {
     }
 
     /// Applies a message from a peer's [`Document::take_outgoing`] (in any
-    /// order, duplicated or not: automerge queues what it cannot apply yet
-    /// and ignores what it has). Returns the changes made to the rope, in
+    /// order, duplicated or not: a change that arrives before one it
+    /// depends on is held until that one comes, by message or sync, and
+    /// what the document has is ignored). Returns the changes made to the rope, in
     /// order, so the editor can remap selections and re-highlight.
     ///
     /// On `Err` the text may still have changed (part of a message applied,
