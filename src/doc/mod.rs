@@ -71,11 +71,23 @@
 //! (the host splits chunks whose history grew, see below).
 //!
 //! Why: automerge 0.7+ stores ops in compressed columns. That made it far
-//! smaller and faster to build and load than 0.5/0.6 (the issue measured
-//! 1.06 GB peak at 1M chars for 0.5/0.6 against 0.31 GB, and 2.6–4.3 s load
-//! against 0.36–0.48 s), but applying a *remote* op costs time linear in
-//! the size of the object it lands in. Our reproduction (benches/doc.rs,
-//! release build, 2 loaded cores; one remote 1-char insert applied):
+//! smaller and faster to load than 0.5/0.6, but applying a *remote* op
+//! costs time linear in the size of the object it lands in. Our
+//! reproduction of the issue's table (`benches/automerge_versions.rs`,
+//! opt-in: `cargo bench --features automerge-versions --bench
+//! automerge_versions`; release build, one remote 1-char insert into a
+//! Text object seeded with one splice, each version in its own process):
+//!
+//! | automerge | remote, 100k | remote, 1M | seed 1M | load 1M | peak RSS 1M |
+//! |---|---|---|---|---|---|
+//! | 0.5.12 | 0.018 ms | 0.21 ms | 1.95 s | 2.09 s | 1.01 GB |
+//! | 0.6.1 | 0.011 ms | 0.029 ms | 1.98 s | 2.15 s | 1.01 GB |
+//! | 0.12.0 | 16.2 ms | 159 ms | 1.43 s | 0.30 s | 0.30 GB |
+//!
+//! 0.5/0.6 apply remote ops fast but hold a gigabyte for a 1 MB file and
+//! take seconds to load one (a guest joining); 0.12 is small and loads
+//! fast, but one big Text object cannot keep up with typing. So: 0.12,
+//! with the text in chunks (benches/doc.rs, one remote 1-char insert):
 //!
 //! | layout (automerge 0.12.0) | 100k chars | 1M chars |
 //! |---|---|---|
