@@ -20,7 +20,9 @@
 //! old chunk is *retired* (still in automerge, no longer in the layout).
 //! What others write into a retired chunk (they had not seen the split
 //! yet, or they undo text that was in it) is moved by the owner onto the
-//! chars that replaced it ([`Retired`], `Editor::repair`). Chunks are never
+//! chars that replaced it ([`Retired`], `Editor::repair`); a replica that
+//! followed the split maps its own undo onto those chars itself
+//! (`follow_split`, `Editor::translate_stable`). Chunks are never
 //! deleted by lshed. A change of the layout (the owner's split, or anything
 //! a foreign peer does) is followed by re-reading the table and patching
 //! the rope with the one difference, if any (`resync_changed_chunks`,
@@ -121,10 +123,15 @@ struct Retired {
     /// The chunks that replaced it (the first is where text goes when
     /// nothing of `refs` is left to anchor it).
     pieces: Vec<ObjId>,
-    /// For each char of `text`, the char of the owner's actor that stands
-    /// for it in the new layout: (index in `pieces`, op counter). Compact
-    /// (16 bytes a char), as records are kept for the session.
+    /// For each char of `text`, the char of `author` that stands for it in
+    /// the new layout: (index in `pieces`, op counter). Compact (16 bytes a
+    /// char), as records are kept for the session.
     refs: Vec<(u32, u64)>,
+    /// The layout owner's actor (the author of the split).
+    author: ActorId,
+    /// Not the owner: the split change, so that `text` and `refs` are read
+    /// as of it (the owner keeps them current by repairing instead).
+    at: Vec<ChangeHash>,
 }
 
 /// The automerge state of a shared document, with the chunk table that maps
@@ -191,6 +198,10 @@ pub struct SharedState {
     /// changes took N round trips. Applied as soon as what they need is in.
     held: Vec<(automerge::Change, Vec<u8>)>,
     held_bytes: usize,
+    /// While remote changes are being applied (not the owner): who made
+    /// them, their op ranges and hashes, so that a split among them can be
+    /// read as it was when made (see `follow_split`).
+    arriving: Vec<Arrival>,
 }
 
 /// What a remote apply did: the rope changes made (always valid, even on
@@ -339,6 +350,17 @@ fn encode_changes(changes: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// Who made a change, its op range and hash (see `SharedState::arriving`).
+type Arrival = (ActorId, std::ops::RangeInclusive<u64>, ChangeHash);
+
+fn arrival(c: &automerge::Change) -> Arrival {
+    (
+        c.actor_id().clone(),
+        c.start_op().get()..=c.max_op(),
+        c.hash(),
+    )
+}
+
 fn load_options() -> LoadOptions<'static> {
     LoadOptions::new().text_encoding(TextEncoding::UnicodeCodePoint)
 }
@@ -427,6 +449,7 @@ impl SharedState {
             max_op: None,
             held: Vec::new(),
             held_bytes: 0,
+            arriving: Vec::new(),
         }
     }
 
@@ -652,7 +675,15 @@ impl SharedState {
     /// one replacement of the part that differs. O(n), only for the rare
     /// paths named in the module docs.
     pub(crate) fn resync_rope(&mut self, rope: &mut Rope, out: &mut Vec<Change>) {
+        let old = if self.splitter || self.arriving.is_empty() {
+            Vec::new()
+        } else {
+            self.chunks.clone()
+        };
         self.rebuild_table();
+        if !old.is_empty() {
+            self.follow_split(&old, 0, 0);
+        }
         let text = self.text();
         if let Some(change) = diff_rope(rope, &text) {
             apply_to_rope(rope, &change);
@@ -721,6 +752,9 @@ impl SharedState {
         let (changes, raws): (Vec<automerge::Change>, Vec<Vec<u8>>) = ready.into_iter().unzip();
         let stamps: Vec<u64> = changes.iter().map(|c| c.max_op()).collect();
         self.note_retired_edits(&changes);
+        if !self.splitter {
+            self.arriving = changes.iter().map(arrival).collect();
+        }
         let nothing_queued = self.am.get_missing_deps(&[]).is_empty();
         let mut plog = PatchLog::active();
         let am = &mut self.am;
@@ -730,6 +764,7 @@ impl SharedState {
                 s.log_raw(raw);
             }
         });
+        self.arriving.clear();
         // Our next ops are numbered past every applied change. When nothing
         // waits in automerge's queue before or after (so exactly these
         // changes were applied, none held back for a missing dependency and
@@ -838,6 +873,8 @@ impl SharedState {
                         text: text.chars().collect(),
                         pieces,
                         refs,
+                        author: self.am.get_actor().clone(),
+                        at: Vec::new(),
                     },
                 );
                 Ok(())
@@ -957,6 +994,14 @@ impl SharedState {
             peer.state = sync::State::new();
         }
         let big = bytes.len() > BIG_SYNC_BYTES;
+        if !self.splitter && !big {
+            self.arriving = self
+                .am
+                .get_changes(&heads_before)
+                .iter()
+                .map(arrival)
+                .collect();
+        }
         let mut remote = self.finish_remote(rope, outcome, plog, WHAT, |s| {
             if s.am.get_heads() == heads_before {
                 return;
@@ -971,6 +1016,7 @@ impl SharedState {
                 }
             }
         });
+        self.arriving.clear();
         if self.splitter && !self.retired.is_empty() {
             let received: Vec<automerge::Change> = self.am.get_changes(&heads_before);
             self.note_retired_edits(&received);
@@ -1124,6 +1170,10 @@ impl SharedState {
             .zip(new[pre..].iter().rev())
             .take_while(|(a, b)| same(a, b))
             .count();
+        if !self.splitter {
+            self.follow_split(&old[pre..old.len() - suf], pre, suf);
+        }
+        let new = &self.chunks;
         let start: usize = old[..pre].iter().map(|c| c.len).sum();
         let old_mid: usize = old[pre..old.len() - suf].iter().map(|c| c.len).sum();
         let tail: usize = old[old.len() - suf..].iter().map(|c| c.len).sum();
@@ -1146,6 +1196,94 @@ impl SharedState {
             apply_to_rope(rope, &change);
             out.push(change);
         }
+    }
+
+    /// Not the layout owner: when the table changed by one chunk giving way
+    /// to new ones made by one change (the owner split it), records which
+    /// new char stands for each char the chunk had in that change, as the
+    /// owner does. Our undo entries that name the old chunk
+    /// are then carried out on the new chunks at once (see
+    /// `Editor::apply_stable`) instead of landing in the retired chunk and
+    /// showing only when the owner's repair comes back a round trip later.
+    fn follow_split(&mut self, old_mid: &[Chunk], pre: usize, suf: usize) {
+        let new_objs: HashSet<&ObjId> = self.chunks.iter().filter_map(|c| c.obj.as_ref()).collect();
+        let gone: Vec<ObjId> = old_mid
+            .iter()
+            .filter_map(|c| c.obj.clone())
+            .filter(|o| !new_objs.contains(o))
+            .collect();
+        let old_objs: HashSet<&ObjId> = old_mid.iter().filter_map(|c| c.obj.as_ref()).collect();
+        // The new chunks, by the group they are in: one group per split,
+        // in the order of the chunks they replaced.
+        let mut groups: Vec<(ObjId, Vec<ObjId>)> = Vec::new();
+        for c in &self.chunks[pre..self.chunks.len() - suf] {
+            let Some(obj) = c.obj.as_ref().filter(|o| !old_objs.contains(o)) else {
+                continue;
+            };
+            match groups.last_mut() {
+                Some((parent, pieces)) if *parent == c.parent => pieces.push(obj.clone()),
+                _ => groups.push((c.parent.clone(), vec![obj.clone()])),
+            }
+        }
+        if gone.len() != groups.len() {
+            return;
+        }
+        for (retired, (_, pieces)) in gone.into_iter().zip(groups) {
+            self.record_split(retired, pieces);
+        }
+    }
+
+    /// See [`Self::follow_split`]: `pieces` replaced `retired` (checked).
+    fn record_split(&mut self, retired: ObjId, pieces: Vec<ObjId>) {
+        if self.retired.contains_key(&retired) {
+            return;
+        }
+        // The change that made the pieces: read both sides as of it, since
+        // later changes in the same batch may have edited the pieces.
+        let Some(ObjId::Id(made, author, _)) = pieces.first().cloned() else {
+            return;
+        };
+        let Some(heads) = self
+            .arriving
+            .iter()
+            .find(|(who, ops, _)| *who == author && ops.contains(&made))
+            .map(|(_, _, hash)| vec![*hash])
+        else {
+            return;
+        };
+        let Ok(then) = self.am.text_at(&retired, &heads) else {
+            return;
+        };
+        let text: Vec<char> = then.chars().collect();
+        let mut refs = Vec::with_capacity(text.len());
+        for (k, piece) in pieces.iter().enumerate() {
+            for item in self.am.list_range_at(piece, .., &heads) {
+                let ObjId::Id(ctr, actor, _) = item.id() else {
+                    return;
+                };
+                let same = text.get(refs.len()).is_some_and(|&c| {
+                    matches!(&item.value, ValueRef::Scalar(ScalarValueRef::Str(s))
+                        if s.chars().eq(std::iter::once(c)))
+                });
+                if !same || actor != author {
+                    return;
+                }
+                refs.push((k as u32, ctr));
+            }
+        }
+        if refs.len() != text.len() {
+            return;
+        }
+        self.retired.insert(
+            retired,
+            Retired {
+                text,
+                pieces,
+                refs,
+                author,
+                at: heads,
+            },
+        );
     }
 
     /// One patch; `Err(())` when it changes the layout in a way only a full
@@ -1347,6 +1485,7 @@ impl SharedState {
             rope_undo: Vec::new(),
             retired_ids: &self.retired_ids,
             retired: &mut self.retired,
+            owner: self.splitter,
             dirty: &mut self.dirty,
             actor,
             first_op: max_op.map(|n| n + 1),
@@ -1523,8 +1662,11 @@ pub(crate) struct Editor<'t, 'a> {
     rope_undo: Vec<Change>,
     /// Chunks split away (see [`SharedState`]'s `retired_ids`).
     retired_ids: &'t HashSet<ObjId>,
-    /// Owner only: what it knows of the chunks it split.
+    /// What this replica knows of split chunks (the owner: every chunk it
+    /// split; others: the splits they could follow, see `follow_split`).
     retired: &'t mut HashMap<ObjId, Retired>,
+    /// Whether this replica owns the layout (repairs retired chunks).
+    owner: bool,
     /// Retired chunks edited in this transaction.
     dirty: &'t mut Vec<ObjId>,
     /// This replica's actor.
@@ -1823,6 +1965,9 @@ impl Editor<'_, '_> {
         op: &StableOp,
         inverse: &mut Vec<StableOp>,
     ) -> Result<(), AutomergeError> {
+        if !self.owner && self.translate_stable(op, inverse)? {
+            return Ok(());
+        }
         match op {
             StableOp::RemoveInserted {
                 chunk,
@@ -1909,6 +2054,128 @@ impl Editor<'_, '_> {
         }
     }
 
+    /// Not the layout owner: carries out `op`, which names a retired chunk,
+    /// on the chars that replaced that chunk's text, using the record made
+    /// when the split was followed. Only while the retired chunk still
+    /// holds exactly the recorded text (nobody else's edit raced the
+    /// split); otherwise returns `false` and `op` lands in the retired
+    /// chunk, for the owner to move. Nothing is changed before every char
+    /// it needs is found in a live chunk.
+    fn translate_stable(
+        &mut self,
+        op: &StableOp,
+        inverse: &mut Vec<StableOp>,
+    ) -> Result<bool, AutomergeError> {
+        let chunk = match op {
+            StableOp::RemoveInserted { chunk, .. } | StableOp::Reinsert { chunk, .. } => chunk,
+        };
+        if !matches!(self.slot_of(chunk), Ok(None)) {
+            return Ok(false);
+        }
+        let Some(rec) = self.retired.remove(chunk) else {
+            return Ok(false);
+        };
+        let result = self.translate_with(op, &rec, inverse);
+        self.retired.insert(chunk.clone(), rec);
+        result
+    }
+
+    fn translate_with(
+        &mut self,
+        op: &StableOp,
+        rec: &Retired,
+        inverse: &mut Vec<StableOp>,
+    ) -> Result<bool, AutomergeError> {
+        if rec.at.is_empty() {
+            return Ok(false);
+        }
+        let live = |ed: &Self, p: u32| {
+            let piece = rec.pieces.get(p as usize)?;
+            Some((ed.index_of(piece)?, piece.clone()))
+        };
+        match op {
+            StableOp::RemoveInserted {
+                chunk,
+                actor,
+                counters,
+            } => {
+                let ours = |id: ObjId| match id {
+                    ObjId::Id(ctr, who, _) if who == *actor && counters.contains(&ctr) => Some(ctr),
+                    _ => None,
+                };
+                // Our chars still in the retired chunk, and where each was
+                // when it was split (one made since, in a race, is the
+                // owner's to move: then all of `op` goes that way).
+                let now: Vec<u64> = self
+                    .tx
+                    .list_range(chunk, ..)
+                    .filter_map(|item| ours(item.id()))
+                    .collect();
+                if now.is_empty() {
+                    return Ok(false);
+                }
+                let then: HashMap<u64, usize> = self
+                    .tx
+                    .list_range_at(chunk, .., &rec.at)
+                    .filter_map(|item| Some((ours(item.id())?, item.index)))
+                    .collect();
+                let mut found: Vec<(usize, ObjId, usize)> = Vec::new();
+                for ctr in now {
+                    let Some(&(p, stand_in)) = then.get(&ctr).and_then(|&k| rec.refs.get(k)) else {
+                        return Ok(false);
+                    };
+                    let Some((slot, piece)) = live(self, p) else {
+                        return Ok(false);
+                    };
+                    if let Some((pos, true)) = self.locate(&piece, &rec.author, stand_in) {
+                        found.push((slot, piece, pos));
+                    }
+                }
+                found.sort_by_key(|(slot, _, pos)| (*slot, *pos));
+                // Runs of consecutive stand-ins, deleted back to front.
+                let mut runs: Vec<(usize, ObjId, usize, usize)> = Vec::new();
+                for (slot, piece, pos) in found {
+                    match runs.last_mut() {
+                        Some(run) if run.0 == slot && run.3 == pos => run.3 += 1,
+                        _ => runs.push((slot, piece, pos, pos + 1)),
+                    }
+                }
+                for (slot, piece, s, e) in runs.into_iter().rev() {
+                    let text: String = self.tx.text(&piece)?.chars().skip(s).take(e - s).collect();
+                    let anchor = self.char_id(&piece, s)?;
+                    self.delete_in(Some(slot), &piece, s, e - s)?;
+                    inverse.push(StableOp::Reinsert {
+                        chunk: piece,
+                        anchor,
+                        text,
+                    });
+                }
+                Ok(true)
+            }
+            StableOp::Reinsert {
+                chunk,
+                anchor,
+                text,
+            } => {
+                // Where the text went in the chunk as it was split.
+                let Some(cursor) = anchor.cursor() else {
+                    return Ok(false);
+                };
+                let Ok(k) = self.tx.get_cursor_position(chunk, &cursor, Some(&rec.at)) else {
+                    return Ok(false);
+                };
+                let k = k.min(rec.refs.len());
+                let (p, pos) = self.anchor_for(rec, k, k);
+                let Some((slot, piece)) = live(self, p) else {
+                    return Ok(false);
+                };
+                let pos = pos.min(self.chunks[slot].len);
+                self.insert_in(Some(slot), &piece, pos, text, inverse)?;
+                Ok(true)
+            }
+        }
+    }
+
     /// Layout owner: moves what changed in retired chunk `obj` since the
     /// last repair (edits made concurrently with its split, undo entries
     /// that named it) onto the chars that replaced its text.
@@ -1948,7 +2215,7 @@ impl Editor<'_, '_> {
             let Ok(slot) = self.slot_of(&piece) else {
                 continue;
             };
-            if let Some((pos, true)) = self.locate(&piece, ctr) {
+            if let Some((pos, true)) = self.locate(&piece, &rec.author, ctr) {
                 self.delete_in(slot, &piece, pos, 1)?;
             }
         }
@@ -1977,15 +2244,15 @@ impl Editor<'_, '_> {
 
     /// Where the owner's char `ctr` in `piece` is now, and whether it is
     /// still there (a deleted char resolves to where it was).
-    fn locate(&self, piece: &ObjId, ctr: u64) -> Option<(usize, bool)> {
+    fn locate(&self, piece: &ObjId, author: &ActorId, ctr: u64) -> Option<(usize, bool)> {
         let cursor = CharId {
             ctr,
-            actor: self.actor.clone(),
+            actor: author.clone(),
         }
         .cursor()?;
         let pos = self.tx.get_cursor_position(piece, &cursor, None).ok()?;
         let alive = matches!(self.tx.get(piece, pos), Ok(Some((_, ObjId::Id(c, ref a, _))))
-            if c == ctr && *a == self.actor);
+            if c == ctr && a == author);
         Some((pos, alive))
     }
 
@@ -1995,7 +2262,7 @@ impl Editor<'_, '_> {
     fn anchor_for(&self, rec: &Retired, pre: usize, del_end: usize) -> (u32, usize) {
         let at = |&(p, ctr): &(u32, u64)| {
             let piece = rec.pieces.get(p as usize)?;
-            self.locate(piece, ctr).map(|found| (p, found))
+            self.locate(piece, &rec.author, ctr).map(|found| (p, found))
         };
         if let Some((p, (pos, alive))) = pre
             .checked_sub(1)
