@@ -7,7 +7,7 @@
 //! concurrent edit (typed into a chunk the host had just split) or a
 //! resurrected one (deleted there) breaks it.
 
-use lshed::doc::{ActorId, Change, Document, SharedState, SPLIT_CHURN};
+use lshed::doc::{ActorId, Assoc, Change, Document, SharedState, SPLIT_CHURN};
 use std::collections::{HashSet, VecDeque};
 
 #[path = "support/rng.rs"]
@@ -540,4 +540,70 @@ fn two_racing_edits_far_apart_are_moved_separately() {
     assert_eq!(t.matches('b').count(), 200);
     assert_eq!(t.matches('c').count(), 200);
     check_mirror(&host);
+}
+
+/// A guest types steadily at one spot while the host splits that chunk
+/// again and again; messages take `lag` keystrokes to arrive, so the
+/// guest's last keystrokes race every split (they vanish from its view
+/// until the host's repair brings them back, and it goes on typing). What
+/// it typed must end up in the order it typed it.
+#[test]
+fn a_guest_typing_through_splits_keeps_its_text_in_order() {
+    for lag in [1usize, 2, 4] {
+        let (mut host, mut guest) = pair(&"x".repeat(600));
+        host.shared_state_mut().unwrap().set_split_churn(100);
+        let mut fresh = Fresh(0);
+        let typed = fresh.take(1200);
+        let mut cursor = 300;
+        let mut to_host: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut to_guest: VecDeque<Vec<u8>> = VecDeque::new();
+        let deliver = |host: &mut Document,
+                       guest: &mut Document,
+                       to_host: &mut VecDeque<Vec<u8>>,
+                       to_guest: &mut VecDeque<Vec<u8>>,
+                       cursor: &mut usize,
+                       keep: usize| {
+            while to_host.len() > keep {
+                host.apply_remote(&to_host.pop_front().unwrap()).unwrap();
+                to_guest.extend(host.take_outgoing());
+            }
+            while to_guest.len() > keep {
+                for change in guest.apply_remote(&to_guest.pop_front().unwrap()).unwrap() {
+                    *cursor = change.map_pos(*cursor, Assoc::After);
+                }
+            }
+        };
+        for c in typed.chars() {
+            guest.apply_local(&[Change::insert(cursor, c.to_string())]);
+            cursor += 1;
+            to_host.extend(guest.take_outgoing());
+            deliver(
+                &mut host,
+                &mut guest,
+                &mut to_host,
+                &mut to_guest,
+                &mut cursor,
+                lag,
+            );
+        }
+        while !to_host.is_empty() || !to_guest.is_empty() {
+            deliver(
+                &mut host,
+                &mut guest,
+                &mut to_host,
+                &mut to_guest,
+                &mut cursor,
+                0,
+            );
+        }
+        assert_eq!(text(&host), text(&guest));
+        assert!(
+            host.shared_state().unwrap().retired_count() > 10,
+            "few splits"
+        );
+        let got: String = text(&host).chars().filter(|&c| c != 'x').collect();
+        assert!(got == typed, "lag {lag}: typed text out of order");
+        check_mirror(&host);
+        check_mirror(&guest);
+    }
 }

@@ -79,6 +79,11 @@ pub const SPLIT_CHURN: usize = 4 * CHUNK_CHARS;
 const MAX_GROUP_DEPTH: usize = 64;
 
 const FORMAT_KEY: &str = "lshed";
+/// Root key the owner writes to raise its op counter before a repair
+/// insert (see `Editor::outrank`).
+const ORDER_KEY: &str = "order";
+/// How far a repair insert's op counter is raised past the owner's.
+const REPAIR_RANK: usize = 256;
 const FORMAT_VERSION: i64 = 1;
 const CHUNKS_KEY: &str = "chunks";
 /// A received sync message larger than this resets the recovery checkpoint
@@ -2222,6 +2227,7 @@ impl Editor<'_, '_> {
         let n = text.len();
         let mut refs = Vec::with_capacity(n);
         if n > 0 {
+            self.outrank()?;
             let (p, pos) = self.anchor_for(rec, old.start, old.end);
             let piece = rec.pieces.get(p as usize).cloned();
             if let Some((piece, Ok(slot))) = piece.map(|o| (o.clone(), self.slot_of(&o))) {
@@ -2239,6 +2245,22 @@ impl Editor<'_, '_> {
         refs.resize(n, (0, 0));
         rec.text.splice(old.clone(), text.iter().copied());
         rec.refs.splice(old, refs);
+        Ok(())
+    }
+
+    /// Raises the counter of the transaction's next op by [`REPAIR_RANK`].
+    ///
+    /// Why: text moved by a repair is the racing edit of someone who, until
+    /// the repair reaches them, sees it gone and goes on typing right where
+    /// it was. Their new chars and the moved ones are then inserted after
+    /// the same char, concurrently, and automerge orders such siblings by
+    /// op id, highest first: unless the moved text has the higher ids, it
+    /// lands after what they typed next ("acb" for "abc"). What they can
+    /// type in a round trip stays far below this margin.
+    fn outrank(&mut self) -> Result<(), AutomergeError> {
+        for i in 0..REPAIR_RANK {
+            self.tx.put(ROOT, ORDER_KEY, i as i64)?;
+        }
         Ok(())
     }
 

@@ -132,7 +132,15 @@
 //! records, as of the split's change, which new char stands for each old
 //! one (an entry for its own edit that raced the split still goes through
 //! the host, and shows a round trip later). Only one replica splits, so
-//! splits never conflict. Measured (benches/README.md): the paper as remote
+//! splits never conflict. The cost of this design: an edit that raced a
+//! split is out of its author's view until the host's repair comes back
+//! (one round trip), and what they type meanwhile goes where they see the
+//! cursor; the repair's ops are numbered above anything typed in that
+//! time, so automerge orders the moved text first and the result reads in
+//! the order it was typed (`Editor::outrank`, tested with a guest typing
+//! through splits). The next step is for each replica to move its own
+//! racing edits when it follows the split, so nothing leaves anyone's
+//! view. Measured (benches/README.md): the paper as remote
 //! changes now replays in full at ~2,700 edits/s (it would take hours
 //! unsplit), 0.34 ms per remote keystroke at its end; the price is paid by
 //! the host's own edits, which get slower as automerge's cost per local op
