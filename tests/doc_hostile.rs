@@ -227,3 +227,59 @@ fn a_change_that_panics_automerge_mid_apply_is_contained_and_recovered() {
     assert!(host.rope().to_string().starts_with("H>x"));
     assert!(host.rope().to_string().ends_with('G'));
 }
+
+/// A peer that floods changes whose dependency never comes (hostile, or
+/// after a lost message) costs bounded memory: they are held up to a limit
+/// (16 MiB), the oldest forgotten past it, and the document stays sound
+/// and catches up through the sync protocol once the dependency exists.
+#[test]
+fn changes_waiting_for_a_missing_dependency_are_held_within_a_bound() {
+    use automerge::transaction::Transactable;
+    let mut host = Document::from_text("shared text");
+    host.share(actor(1)).unwrap();
+    let saved = host.save_crdt().unwrap();
+    let mut guest = Document::from_shared(SharedState::load(&saved, actor(2)).unwrap());
+    let initial = guest.save_crdt().unwrap();
+    // Changes made with raw automerge by the host's actor on top of a change
+    // the guest never gets: each a 64 KiB value under a root key (not text).
+    let mut raw = automerge::AutoCommit::load(&saved)
+        .unwrap()
+        .with_actor(ActorId::from(vec![9u8; 16]));
+    raw.put(automerge::ROOT, "withheld", 1).unwrap();
+    raw.commit();
+    let msg = |raw: &mut automerge::AutoCommit| {
+        let change = raw.get_last_local_change().unwrap().raw_bytes().to_vec();
+        let mut out = (change.len() as u32).to_le_bytes().to_vec();
+        out.extend_from_slice(&change);
+        out
+    };
+    let withheld = msg(&mut raw);
+    let big = "x".repeat(64 * 1024);
+    for i in 0..320 {
+        raw.put(automerge::ROOT, "junk", format!("{i}{big}"))
+            .unwrap();
+        raw.commit();
+        assert!(guest.apply_remote(&msg(&mut raw)).unwrap().is_empty());
+    }
+    let held = guest.shared_state().unwrap().held_count();
+    assert!(held < 320 && held > 200, "held {held}");
+    assert_sound(&mut guest, &initial);
+    // The dependency arrives: what was kept of the rest waits for what was
+    // forgotten; nothing breaks.
+    guest.apply_remote(&withheld).unwrap();
+    assert!(guest.shared_state().unwrap().held_count() > 0);
+    assert_sound(&mut guest, &initial);
+    // A peer that has everything brings the forgotten ones back by sync.
+    let mut full = Document::from_shared(SharedState::load(&raw.save(), actor(5)).unwrap());
+    let (mut fs, mut gs) = (PeerSync::new(), PeerSync::new());
+    for _ in 0..8 {
+        if let Some(m) = full.generate_sync_message(&mut fs).unwrap() {
+            guest.receive_sync_message(&mut gs, &m).unwrap();
+        }
+        if let Some(m) = guest.generate_sync_message(&mut gs).unwrap() {
+            full.receive_sync_message(&mut fs, &m).unwrap();
+        }
+    }
+    assert_eq!(guest.shared_state().unwrap().held_count(), 0);
+    assert_eq!(guest.rope().to_string(), full.rope().to_string());
+}
