@@ -50,6 +50,31 @@ fn edit_paste_save_quit_restores_terminal() {
     app.assert_restored();
 }
 
+/// Keys that arrive faster than they are read (a paste into a terminal
+/// without bracketed paste, a key macro) all reach the buffer at once. With
+/// crossterm's default input source they stalled in the terminal after the
+/// first 8 KiB (it stops reading at a full buffer and waits for the next
+/// edge-triggered wake-up, which only the next keystroke gave).
+#[test]
+fn a_burst_of_keys_larger_than_the_input_buffer_arrives_whole() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("burst.txt"), "").unwrap();
+    let mut app = PtyApp::spawn(&["burst.txt"], dir.path(), home.path(), 100, 30);
+    app.wait_text("burst.txt");
+    let burst: String = (1..=3000).map(|i| format!("{i:05} ")).collect();
+    app.send_burst(burst.clone().into_bytes());
+    app.wait_for("the whole burst", Duration::from_secs(20), |s| {
+        s.contains("Col 18001")
+    });
+    app.send(CTRL_S);
+    app.wait_text("saved burst.txt");
+    app.send(CTRL_Q);
+    app.wait_exit(Duration::from_secs(10));
+    let on_disk = std::fs::read_to_string(dir.path().join("burst.txt")).unwrap();
+    assert_eq!(on_disk, burst);
+}
+
 #[test]
 fn sigterm_restores_terminal_and_keeps_unsaved_work() {
     let home = tempfile::tempdir().unwrap();

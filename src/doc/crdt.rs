@@ -79,11 +79,12 @@ pub const SPLIT_CHURN: usize = 4 * CHUNK_CHARS;
 const MAX_GROUP_DEPTH: usize = 64;
 
 const FORMAT_KEY: &str = "lshed";
-/// Root key the owner writes to raise its op counter before a repair
-/// insert (see `Editor::outrank`).
+/// Root key of the scratch text the owner writes to raise its op counter
+/// before a repair insert (see `Editor::outrank`); not part of the text.
 const ORDER_KEY: &str = "order";
-/// How far a repair insert's op counter is raised past the owner's.
-const REPAIR_RANK: usize = 256;
+/// How far a repair insert's op counter is raised past the owner's: far
+/// above what one person types in a round trip.
+const REPAIR_RANK: usize = 64;
 const FORMAT_VERSION: i64 = 1;
 const CHUNKS_KEY: &str = "chunks";
 /// A received sync message larger than this resets the recovery checkpoint
@@ -1299,6 +1300,11 @@ impl SharedState {
         patch: &automerge::Patch,
         out: &mut Vec<Change>,
     ) -> Result<(), ()> {
+        if matches!(patch.path.first(), Some((o, automerge::Prop::Map(k))) if *o == ROOT && k == ORDER_KEY)
+        {
+            // The owner's scratch text (see `Editor::outrank`).
+            return Ok(());
+        }
         if patch.obj == ROOT {
             return match &patch.action {
                 PatchAction::PutMap { key, .. } | PatchAction::DeleteMap { key }
@@ -2257,11 +2263,14 @@ impl Editor<'_, '_> {
     /// op id, highest first: unless the moved text has the higher ids, it
     /// lands after what they typed next ("acb" for "abc"). What they can
     /// type in a round trip stays far below this margin.
+    ///
+    /// Done with one splice into a fresh scratch text (cheap to apply
+    /// anywhere; ops on one map key whose history keeps growing are not:
+    /// automerge 0.12 applies each in time linear in that history).
     fn outrank(&mut self) -> Result<(), AutomergeError> {
-        for i in 0..REPAIR_RANK {
-            self.tx.put(ROOT, ORDER_KEY, i as i64)?;
-        }
-        Ok(())
+        let scratch = self.tx.put_object(ROOT, ORDER_KEY, ObjType::Text)?;
+        self.tx
+            .splice_text(&scratch, 0, 0, &".".repeat(REPAIR_RANK))
     }
 
     /// Where the owner's char `ctr` in `piece` is now, and whether it is

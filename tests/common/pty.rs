@@ -14,7 +14,7 @@ pub struct PtyApp {
     pub parser: Arc<Mutex<vt100::Parser>>,
     /// The raw bytes written by the program.
     pub raw: Arc<Mutex<Vec<u8>>>,
-    writer: Box<dyn Write + Send>,
+    writer: Arc<Mutex<Box<dyn Write + Send>>>,
     /// The process.
     pub child: Box<dyn Child + Send + Sync>,
     /// The pty master.
@@ -73,7 +73,7 @@ impl PtyApp {
         Self {
             parser,
             raw,
-            writer,
+            writer: Arc::new(Mutex::new(writer)),
             child,
             master: pair.master,
         }
@@ -110,10 +110,26 @@ impl PtyApp {
 
     /// Sends raw bytes (keys) to the program.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("write to pty");
-        self.writer.flush().expect("flush pty");
+        {
+            let mut w = self.writer.lock().expect("pty writer");
+            w.write_all(bytes).expect("write to pty");
+            w.flush().expect("flush pty");
+        }
         // Let the program read each burst separately, like typing.
         std::thread::sleep(Duration::from_millis(30));
+    }
+
+    /// Sends more bytes than the pty buffers, from another thread: if the
+    /// program stops reading, the test times out waiting for the screen
+    /// instead of hanging in the write.
+    pub fn send_burst(&mut self, bytes: Vec<u8>) {
+        let writer = self.writer.clone();
+        std::thread::spawn(move || {
+            if let Ok(mut w) = writer.lock() {
+                let _ = w.write_all(&bytes);
+                let _ = w.flush();
+            }
+        });
     }
 
     /// Sends text as a bracketed paste.
@@ -167,5 +183,12 @@ impl PtyApp {
                 "raw mode left on (ECHO off)"
             );
         }
+    }
+}
+
+impl Drop for PtyApp {
+    /// A failed test must not leave the program running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
     }
 }
