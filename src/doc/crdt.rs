@@ -119,12 +119,13 @@ impl Chunk {
     }
 }
 
-/// What the layout owner remembers of a chunk it split, to move edits that
-/// others made to it concurrently (and undo entries that still name it)
-/// onto the chunks that replaced it.
+/// What a replica remembers of a split chunk. The layout owner: to move
+/// edits that others made to it concurrently (and undo entries that still
+/// name it) onto the chunks that replaced it. Others (`follow_split`): to
+/// carry out their own undo entries that name it on those chunks.
 #[derive(Debug, Clone)]
 struct Retired {
-    /// Its text as of the last repair.
+    /// Its text as of the last repair (the owner), or as of the split.
     text: Vec<char>,
     /// The chunks that replaced it (the first is where text goes when
     /// nothing of `refs` is left to anchor it).
