@@ -5,8 +5,11 @@
 //! must equal its automerge text, and every stable cursor must resolve
 //! inside the text.
 
-use lshed::doc::{ActorId, Change, Document, PeerSync, SharedState, StablePos};
+use lshed::doc::{Change, Document, SharedState, StablePos};
 use proptest::prelude::*;
+
+#[path = "support/doc.rs"]
+mod support;
 
 const SNIPPETS: &[&str] = &[
     "a",
@@ -89,7 +92,7 @@ struct Net {
 impl Net {
     fn new(n: usize, initial: &str, split_churn: Option<usize>) -> Self {
         let mut host = Document::from_text(initial);
-        host.share(ActorId::from(vec![1u8; 16])).unwrap();
+        host.share(support::actor(1)).unwrap();
         if let (Some(churn), Some(state)) = (split_churn, host.shared_state_mut()) {
             state.set_splitting(true);
             state.set_split_churn(churn);
@@ -97,7 +100,7 @@ impl Net {
         let saved = host.save_crdt().unwrap();
         let mut peers = vec![host];
         for i in 1..n {
-            let state = SharedState::load(&saved, ActorId::from(vec![i as u8 + 1; 16])).unwrap();
+            let state = SharedState::load(&saved, support::actor(i as u8 + 1)).unwrap();
             peers.push(Document::from_shared(state));
         }
         Self {
@@ -121,25 +124,12 @@ impl Net {
         if a == b {
             return;
         }
-        let (mut sa, mut sb) = (PeerSync::new(), PeerSync::new());
         // A few rounds, however much either side missed: changes that
         // arrived before their dependencies must not make a peer ask for
         // the missing ones one round trip at a time.
-        for _ in 0..MAX_SYNC_ROUNDS {
-            let mut quiet = true;
-            if let Some(m) = self.peers[a].generate_sync_message(&mut sa).unwrap() {
-                self.peers[b].receive_sync_message(&mut sb, &m).unwrap();
-                quiet = false;
-            }
-            if let Some(m) = self.peers[b].generate_sync_message(&mut sb).unwrap() {
-                self.peers[a].receive_sync_message(&mut sa, &m).unwrap();
-                quiet = false;
-            }
-            if quiet {
-                return;
-            }
-        }
-        panic!("sync of peers {a} and {b} did not settle in {MAX_SYNC_ROUNDS} rounds");
+        let (lo, hi) = (a.min(b), a.max(b));
+        let (left, right) = self.peers.split_at_mut(hi);
+        support::sync(&mut left[lo], &mut right[0], MAX_SYNC_ROUNDS);
     }
 
     fn check_peer(&self, i: usize) {

@@ -6,9 +6,9 @@
 use lshed::doc::{ActorId, Change, DocError, Document, PeerSync, SharedState, StablePos};
 use proptest::prelude::*;
 
-fn actor(n: u8) -> ActorId {
-    ActorId::from(vec![n; 16])
-}
+#[path = "support/doc.rs"]
+mod support;
+use support::{actor, sync};
 
 /// A host and a guest with some history, plus real messages of every kind.
 struct Sample {
@@ -271,15 +271,7 @@ fn changes_waiting_for_a_missing_dependency_are_held_within_a_bound() {
     assert_sound(&mut guest, &initial);
     // A peer that has everything brings the forgotten ones back by sync.
     let mut full = Document::from_shared(SharedState::load(&raw.save(), actor(5)).unwrap());
-    let (mut fs, mut gs) = (PeerSync::new(), PeerSync::new());
-    for _ in 0..8 {
-        if let Some(m) = full.generate_sync_message(&mut fs).unwrap() {
-            guest.receive_sync_message(&mut gs, &m).unwrap();
-        }
-        if let Some(m) = guest.generate_sync_message(&mut gs).unwrap() {
-            full.receive_sync_message(&mut fs, &m).unwrap();
-        }
-    }
+    sync(&mut full, &mut guest, 8);
     assert_eq!(guest.shared_state().unwrap().held_count(), 0);
     assert_eq!(guest.rope().to_string(), full.rope().to_string());
 }

@@ -1,22 +1,10 @@
 //! Shared documents: exchange, sync, cursors, undo, save/load.
 
-use lshed::doc::{
-    ActorId, Attach, Change, Document, PeerSync, SharedState, StablePos, CHUNK_CHARS,
-};
+use lshed::doc::{Attach, Change, Document, SharedState, StablePos, CHUNK_CHARS};
 
-fn actor(n: u8) -> ActorId {
-    ActorId::from(vec![n; 16])
-}
-
-fn text(doc: &Document) -> String {
-    doc.rope().to_string()
-}
-
-fn check_mirror(doc: &Document) {
-    let s = doc.shared_state().expect("shared");
-    assert_eq!(s.text(), text(doc), "rope mirror differs from automerge");
-    assert_eq!(s.len_chars(), doc.len_chars());
-}
+#[path = "support/doc.rs"]
+mod support;
+use support::{actor, check_mirror, sync, text};
 
 /// Host shares `initial`; guest loads its saved state.
 fn pair(initial: &str) -> (Document, Document) {
@@ -117,21 +105,7 @@ fn sync_protocol_brings_an_empty_peer_up_to_date() {
         .attach(SharedState::empty(actor(2)), Attach::TakeSharedText)
         .unwrap();
     assert!(guest.is_read_only(), "no layout yet");
-    let (mut hp, mut gp) = (PeerSync::new(), PeerSync::new());
-    for _ in 0..10 {
-        let mut quiet = true;
-        if let Some(m) = host.generate_sync_message(&mut hp).unwrap() {
-            guest.receive_sync_message(&mut gp, &m).unwrap();
-            quiet = false;
-        }
-        if let Some(m) = guest.generate_sync_message(&mut gp).unwrap() {
-            host.receive_sync_message(&mut hp, &m).unwrap();
-            quiet = false;
-        }
-        if quiet {
-            break;
-        }
-    }
+    sync(&mut host, &mut guest, 10);
     assert_eq!(text(&guest), text(&host));
     assert!(!guest.is_read_only());
     check_mirror(&guest);
@@ -140,15 +114,7 @@ fn sync_protocol_brings_an_empty_peer_up_to_date() {
     guest.apply_local(&[Change::insert(guest.len_chars(), "G")]);
     host.take_outgoing();
     guest.take_outgoing();
-    let (mut hp, mut gp) = (PeerSync::new(), PeerSync::new());
-    for _ in 0..10 {
-        if let Some(m) = host.generate_sync_message(&mut hp).unwrap() {
-            guest.receive_sync_message(&mut gp, &m).unwrap();
-        }
-        if let Some(m) = guest.generate_sync_message(&mut gp).unwrap() {
-            host.receive_sync_message(&mut hp, &m).unwrap();
-        }
-    }
+    sync(&mut host, &mut guest, 10);
     assert_eq!(text(&guest), text(&host));
     assert!(text(&host).starts_with('H') && text(&host).ends_with('G'));
     check_mirror(&host);
@@ -376,24 +342,9 @@ fn a_peer_that_lost_many_changes_catches_up_in_a_few_sync_rounds() {
         guest.apply_remote(m).unwrap();
     }
     assert!(guest.shared_state().unwrap().held_count() > 0);
-    let (mut hp, mut gp) = (PeerSync::new(), PeerSync::new());
-    let mut rounds = 0;
-    loop {
-        let mut quiet = true;
-        if let Some(m) = host.generate_sync_message(&mut hp).unwrap() {
-            guest.receive_sync_message(&mut gp, &m).unwrap();
-            quiet = false;
-        }
-        if let Some(m) = guest.generate_sync_message(&mut gp).unwrap() {
-            host.receive_sync_message(&mut hp, &m).unwrap();
-            quiet = false;
-        }
-        if quiet {
-            break;
-        }
-        rounds += 1;
-        assert!(rounds <= 4, "sync still going after {rounds} rounds");
-    }
+    // Panics past 5 rounds that carry messages.
+    let rounds = sync(&mut host, &mut guest, 5);
+    assert!(rounds <= 4, "sync took {rounds} rounds");
     assert_eq!(text(&guest), text(&host));
     assert_eq!(guest.shared_state().unwrap().held_count(), 0);
     assert!(host.shared_state().unwrap().retired_count() > 0, "no split");

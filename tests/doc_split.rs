@@ -7,26 +7,16 @@
 //! concurrent edit (typed into a chunk the host had just split) or a
 //! resurrected one (deleted there) breaks it.
 
-use lshed::doc::{ActorId, Assoc, Change, Document, SharedState, SPLIT_CHURN};
+use lshed::doc::{Assoc, Change, Document, SharedState, SPLIT_CHURN};
 use std::collections::{HashSet, VecDeque};
 
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
 
-fn actor(n: u8) -> ActorId {
-    ActorId::from(vec![n; 16])
-}
-
-fn text(doc: &Document) -> String {
-    doc.rope().to_string()
-}
-
-fn check_mirror(doc: &Document) {
-    let s = doc.shared_state().expect("shared");
-    assert_eq!(s.text(), text(doc), "rope mirror differs from automerge");
-    s.check_invariants().expect("chunk table");
-}
+#[path = "support/doc.rs"]
+mod support;
+use support::{actor, check_mirror, text};
 
 fn pair(initial: &str) -> (Document, Document) {
     let mut host = Document::from_text(initial);

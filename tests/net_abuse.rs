@@ -2,7 +2,7 @@
 //! The attacker here is a raw quinn client on loopback that speaks as much
 //! of the protocol as each test needs.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use lshed::net::frame::{read_frame, write_frame};
@@ -17,22 +17,9 @@ use lshed::net::{
 };
 use tokio::sync::mpsc;
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-fn auto_accept(mut host: HostEndpoint) -> (InviteLink, mpsc::Receiver<PeerConnection>) {
-    let link = host.invite_link();
-    let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(async move {
-        while let Some(pending) = host.accept().await {
-            if let Ok(peer) = pending.accept().await {
-                if tx.send(peer).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    (link, rx)
-}
+#[path = "support/net.rs"]
+mod support;
+use support::{auto_accept, LOCALHOST};
 
 /// A QUIC connection with the pinned certificate, and nothing else.
 async fn raw_connect(link: &InviteLink) -> (quinn::Endpoint, quinn::Connection) {

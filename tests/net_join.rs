@@ -11,7 +11,9 @@ use lshed::net::{
 };
 use tokio::sync::mpsc;
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+#[path = "support/net.rs"]
+mod support;
+use support::{auto_accept, LOCALHOST};
 
 fn me(name: &str) -> GuestProfile {
     GuestProfile {
@@ -31,22 +33,6 @@ fn quick() -> ConnectOptions {
 
 async fn join_as(link: &InviteLink, name: &str) -> Result<PeerConnection, ConnectError> {
     connect_direct(link, &me(name), &quick()).await
-}
-
-/// Accepts every guest and hands the connections to the test.
-fn auto_accept(mut host: HostEndpoint) -> (InviteLink, mpsc::Receiver<PeerConnection>) {
-    let link = host.invite_link();
-    let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(async move {
-        while let Some(pending) = host.accept().await {
-            if let Ok(peer) = pending.accept().await {
-                if tx.send(peer).await.is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    (link, rx)
 }
 
 #[tokio::test]

@@ -1001,16 +1001,24 @@ impl SharedState {
             peer.state = sync::State::new();
         }
         let big = bytes.len() > BIG_SYNC_BYTES;
-        if !self.splitter && !big {
-            self.arriving = self
-                .am
-                .get_changes(&heads_before)
-                .iter()
-                .map(arrival)
-                .collect();
+        // (After a contained panic automerge is half-modified: not read
+        // until `finish_remote` has rebuilt it.)
+        let moved = outcome.is_ok() && self.am.get_heads() != heads_before;
+        let owner_repairs = self.splitter && !self.retired.is_empty();
+        // What the message brought, read once (for the log, for following
+        // a split, for the owner's repairs); not for a big message unless
+        // the owner needs it (a whole document's changes: the log takes a
+        // save instead).
+        let received: Vec<automerge::Change> = if moved && (!big || owner_repairs) {
+            self.am.get_changes(&heads_before)
+        } else {
+            Vec::new()
+        };
+        if !self.splitter {
+            self.arriving = received.iter().map(arrival).collect();
         }
         let mut remote = self.finish_remote(rope, outcome, plog, WHAT, |s| {
-            if s.am.get_heads() == heads_before {
+            if !moved {
                 return;
             }
             if big {
@@ -1018,14 +1026,13 @@ impl SharedState {
                 s.log.clear();
                 s.log_bytes = 0;
             } else {
-                for c in s.am.get_changes(&heads_before) {
+                for c in &received {
                     s.log_raw(c.raw_bytes().to_vec());
                 }
             }
         });
         self.arriving.clear();
-        if self.splitter && !self.retired.is_empty() {
-            let received: Vec<automerge::Change> = self.am.get_changes(&heads_before);
+        if owner_repairs {
             self.note_retired_edits(&received);
         }
         if !self.held.is_empty() && self.am.get_heads() != heads_before {
@@ -1782,15 +1789,29 @@ impl Editor<'_, '_> {
             let Some(obj) = self.chunks[i].obj.clone() else {
                 continue;
             };
-            let anchor = self.char_id(&obj, off)?;
             let text = self.rope.slice(global..global + n).to_string();
-            self.delete_in(Some(i), &obj, off, n)?;
-            undo.push(StableOp::Reinsert {
-                chunk: obj,
-                anchor,
-                text,
-            });
+            self.delete_undoable(Some(i), &obj, off, text, undo)?;
         }
+        Ok(())
+    }
+
+    /// Deletes `text`, which stands at offset `off` of chunk `obj`, and
+    /// pushes the stable operation that puts it back.
+    fn delete_undoable(
+        &mut self,
+        slot: Option<usize>,
+        obj: &ObjId,
+        off: usize,
+        text: String,
+        undo: &mut Vec<StableOp>,
+    ) -> Result<(), AutomergeError> {
+        let anchor = self.char_id(obj, off)?;
+        self.delete_in(slot, obj, off, text.chars().count())?;
+        undo.push(StableOp::Reinsert {
+            chunk: obj.clone(),
+            anchor,
+            text,
+        });
         Ok(())
     }
 
@@ -2035,14 +2056,8 @@ impl Editor<'_, '_> {
                         _ => runs.push((item.index, item.index + w, s)),
                     }
                 }
-                for (s, e, text) in runs.into_iter().rev() {
-                    let anchor = self.char_id(chunk, s)?;
-                    self.delete_in(slot, chunk, s, e - s)?;
-                    inverse.push(StableOp::Reinsert {
-                        chunk: chunk.clone(),
-                        anchor,
-                        text,
-                    });
+                for (s, _, text) in runs.into_iter().rev() {
+                    self.delete_undoable(slot, chunk, s, text, inverse)?;
                 }
                 Ok(())
             }
@@ -2154,13 +2169,7 @@ impl Editor<'_, '_> {
                 }
                 for (slot, piece, s, e) in runs.into_iter().rev() {
                     let text: String = self.tx.text(&piece)?.chars().skip(s).take(e - s).collect();
-                    let anchor = self.char_id(&piece, s)?;
-                    self.delete_in(Some(slot), &piece, s, e - s)?;
-                    inverse.push(StableOp::Reinsert {
-                        chunk: piece,
-                        anchor,
-                        text,
-                    });
+                    self.delete_undoable(Some(slot), &piece, s, text, inverse)?;
                 }
                 Ok(true)
             }
