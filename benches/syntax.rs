@@ -44,16 +44,22 @@ fn keystroke_bench(c: &mut Criterion, name: &str, lines: usize) {
     let mut inserted = false;
     c.bench_function(name, |b| {
         b.iter(|| {
-            if inserted {
-                rope.remove(pos..pos + 1);
-            } else {
-                rope.insert_char(pos, 'x');
-            }
-            inserted = !inserted;
+            toggle_x(&mut rope, pos, &mut inserted);
             h.edited(edit_line, 0, 0);
             black_box(h.highlight_lines(&rope, first, 40))
         })
     });
+}
+
+/// One keystroke that leaves the text as it found it every other time:
+/// inserts an `x` at `pos`, or removes the one inserted before.
+fn toggle_x(rope: &mut Rope, pos: usize, inserted: &mut bool) {
+    if *inserted {
+        rope.remove(pos..pos + 1);
+    } else {
+        rope.insert_char(pos, 'x');
+    }
+    *inserted = !*inserted;
 }
 
 /// A collaborator types on line `edit_line` while we look at line 5,000.
@@ -70,12 +76,7 @@ fn remote_keystroke_bench(c: &mut Criterion, name: &str, edit_line: usize) {
     let mut inserted = false;
     c.bench_function(name, |b| {
         b.iter(|| {
-            if inserted {
-                rope.remove(pos..pos + 1);
-            } else {
-                rope.insert_char(pos, 'x');
-            }
-            inserted = !inserted;
+            toggle_x(&mut rope, pos, &mut inserted);
             h.edited(edit_line, 0, 0);
             black_box(h.highlight_lines(&rope, 5_000, 40))
         })

@@ -474,6 +474,10 @@ impl Peers {
     }
 }
 
+/// Why a session cannot start in relay mode yet.
+const RELAY_UNAVAILABLE: &str =
+    "connection mode \"relay\" is not available yet; use \"direct\" or \"auto\"";
+
 async fn host_main(
     bind_ip: IpAddr,
     options: HostOptions,
@@ -483,8 +487,7 @@ async fn host_main(
 ) {
     if mode == ConnectionMode::Relay {
         emit.emit(NetEvent::HostFailed {
-            message: "connection mode \"relay\" is not available yet; use \"direct\" or \"auto\""
-                .into(),
+            message: RELAY_UNAVAILABLE.into(),
         });
         return;
     }
@@ -586,7 +589,7 @@ async fn guest_main(
 ) {
     if mode == ConnectionMode::Relay {
         emit.emit(NetEvent::JoinFailed(ConnectError::Local(
-            "connection mode \"relay\" is not available yet; use \"direct\" or \"auto\"".into(),
+            RELAY_UNAVAILABLE.into(),
         )));
         return;
     }
