@@ -426,6 +426,41 @@ fn path_escapes_and_hidden_paths_are_refused_not_fatal() {
     );
 }
 
+/// A guest's quick open lists the host's files (not its own folder's),
+/// with the host's ignore rules, walked on a worker.
+#[test]
+fn a_guest_gets_the_hosts_file_list_for_quick_open() {
+    let dir = folder(&[
+        ("a.txt", "a"),
+        ("src/lib.rs", "fn x() {}"),
+        ("src/deep/m.rs", ""),
+        (".lshedignore", "private*\n"),
+        ("private.txt", "p"),
+    ]);
+    let mut net = Net::new(dir.path(), 1, 21, false);
+    net.nodes[1].core.list_files();
+    net.collect();
+    net.pump_all();
+    let (paths, truncated) = net
+        .events(1)
+        .into_iter()
+        .find_map(|e| match e {
+            SessionEvent::FileList { paths, truncated } => Some((paths, truncated)),
+            _ => None,
+        })
+        .expect("a file list");
+    assert!(!truncated);
+    for want in ["a.txt", "src/lib.rs", "src/deep/m.rs"] {
+        assert!(paths.iter().any(|p| p == want), "{want} missing: {paths:?}");
+    }
+    assert!(!paths.iter().any(|p| p.contains("private")), "{paths:?}");
+    // What it lists opens.
+    net.nodes[1].core.open("src/deep/m.rs");
+    net.collect();
+    net.pump_all();
+    assert_eq!(net.text(1, "src/deep/m.rs").as_deref(), Some(""));
+}
+
 #[test]
 fn presence_resolves_through_concurrent_edits_and_follow_reports_moves() {
     let dir = folder(&[("f.txt", "0123456789")]);

@@ -237,6 +237,8 @@ pub struct SessionCore {
     jobs: HashMap<String, Pending>,
     /// Host: snapshot refreshes running, by path (they hold nothing up).
     snapshot_jobs: HashMap<String, u64>,
+    /// Host: file listings being made for guests' quick open, by job.
+    list_jobs: HashMap<u64, ParticipantId>,
     /// Messages for those paths, in arrival order.
     deferred: HashMap<String, VecDeque<Deferred>>,
     /// Every rename of a shared path this session, in order: a worker's
@@ -323,6 +325,7 @@ impl SessionCore {
             workers: Workers::default(),
             jobs: HashMap::new(),
             snapshot_jobs: HashMap::new(),
+            list_jobs: HashMap::new(),
             deferred: HashMap::new(),
             renames: Vec::new(),
         }
@@ -823,6 +826,15 @@ impl SessionCore {
                     self.broadcast(&HostToGuest::ParticipantUpdated(info), None);
                 }
             }
+            GuestToHost::ListFiles => {
+                if self.list_jobs.values().any(|g| *g == from) {
+                    return; // One walk per guest at a time.
+                }
+                // A walk of the whole folder: on a worker, not here.
+                let root = self.host_ref().map(|h| h.root.clone()).unwrap_or_default();
+                let job = self.workers.spawn(".", Job::ListFiles { root });
+                self.list_jobs.insert(job, from);
+            }
         }
     }
 
@@ -1294,6 +1306,16 @@ impl SessionCore {
     /// Takes in one finished job, then handles what waited for it.
     fn doc_work_done(&mut self, done: Done, store: &mut dyn DocStore) {
         let Done { path, job, output } = done;
+        if let Some(guest) = self.list_jobs.remove(&job) {
+            match output {
+                Output::Files(Ok((paths, truncated))) => {
+                    self.send_to(guest, &HostToGuest::FileList { paths, truncated })
+                }
+                Output::Files(Err(message)) => self.refuse(guest, "list files".into(), message),
+                _ => self.refuse(guest, "list files".into(), "listing failed".into()),
+            }
+            return;
+        }
         let path = self.renames.iter().fold(path, |p, (from, to)| {
             renamed_path(&p, from, to).unwrap_or(p)
         });
@@ -1655,6 +1677,9 @@ impl SessionCore {
             HostToGuest::Saved { path } => self.push(SessionEvent::Saved { path }),
             HostToGuest::TreeChanged { paths } => self.push(SessionEvent::TreeChanged { paths }),
             HostToGuest::Renamed { from, to } => self.rename_shared(&from, &to, store),
+            HostToGuest::FileList { paths, truncated } => {
+                self.push(SessionEvent::FileList { paths, truncated })
+            }
             HostToGuest::ParticipantJoined(info) => {
                 let name = info.name.clone();
                 let id = info.id;
@@ -1841,6 +1866,12 @@ impl SessionCore {
         self.jobs.remove(path);
         self.deferred.remove(path);
         self.guest_request(GuestToHost::Close { path: path.into() });
+    }
+
+    /// Guest: ask for every file of the shared folder (a `FileList` event
+    /// follows), for quick open.
+    pub fn list_files(&mut self) {
+        self.guest_request(GuestToHost::ListFiles);
     }
 
     /// Guest: ask for a folder listing (a `DirListing` event follows).

@@ -257,6 +257,9 @@ fn event_json(ev: &SessionEvent, core: &SessionCore, store: &mut HeadlessStore) 
         }
         SessionEvent::DirListing { path, entries } => json!({"event": "listing", "path": path,
             "entries": entries.iter().map(|e| json!({"name": e.name, "dir": e.is_dir})).collect::<Vec<_>>()}),
+        SessionEvent::FileList { paths, truncated } => {
+            json!({"event": "files", "paths": paths, "truncated": truncated})
+        }
         SessionEvent::Saved { path } => json!({"event": "saved", "path": path}),
         SessionEvent::TreeChanged { paths } => json!({"event": "tree_changed", "paths": paths}),
         SessionEvent::Changed { path } => json!({"event": "changed", "path": path}),
@@ -423,6 +426,10 @@ fn execute(
                 core.list_dir(path);
                 Ok(requested("list", path))
             }
+        }
+        "files" if !host => {
+            core.list_files();
+            Ok(json!({"result": "files", "requested": true}))
         }
         "create" | "rename" | "delete" if !host => {
             match name {

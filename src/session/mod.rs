@@ -270,6 +270,14 @@ pub enum SessionEvent {
         /// Whether we may not edit it.
         read_only: bool,
     },
+    /// Guest: the shared folder's files arrived (answer to
+    /// `SessionCore::list_files`).
+    FileList {
+        /// Files, '/'-separated.
+        paths: Vec<String>,
+        /// More files exist than were listed.
+        truncated: bool,
+    },
     /// Guest: a folder listing arrived.
     DirListing {
         /// Folder.

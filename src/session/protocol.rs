@@ -18,6 +18,7 @@
 //! | `Save{path}` | `Saved` or `Error` |
 //! | `Create/Rename/Delete` | `TreeChanged` to everyone, or `Error` |
 //! | `Follow{who}` | `ParticipantUpdated` to everyone |
+//! | `ListFiles` | `FileList` (every file, for quick open) or `Error` |
 //!
 //! Host-initiated: `Welcome` (first message after the handshake),
 //! `ParticipantJoined/Left/Updated`, `ReadOnly`, `Removed`, `SessionEnded`.
@@ -133,6 +134,9 @@ pub enum GuestToHost {
         /// Whom.
         who: Option<ParticipantId>,
     },
+    /// Every file of the shared folder, for quick open. (Added in protocol
+    /// version 3.)
+    ListFiles,
 }
 
 /// Messages the host sends a guest.
@@ -253,6 +257,14 @@ pub enum HostToGuest {
         /// New path.
         to: String,
     },
+    /// Answer to `ListFiles`: the shared folder's files, '/'-separated, with
+    /// the tree's ignore rules. (Added in protocol version 3.)
+    FileList {
+        /// Files.
+        paths: Vec<String>,
+        /// More files exist than were listed.
+        truncated: bool,
+    },
 }
 
 /// Encodes a message for the wire.
@@ -314,6 +326,7 @@ mod tests {
             },
             GuestToHost::Delete { path: "d".into() },
             GuestToHost::Follow { who: Some(2) },
+            GuestToHost::ListFiles,
         ];
         let h = vec![
             HostToGuest::Welcome {
@@ -377,6 +390,10 @@ mod tests {
             HostToGuest::Error {
                 request: "open a".into(),
                 message: "no".into(),
+            },
+            HostToGuest::FileList {
+                paths: vec!["src/main.rs".into(), "README.md".into()],
+                truncated: false,
             },
         ];
         (g, h)

@@ -18,6 +18,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::doc::{ActorId, Change, ChangeHash, DocError, Document, SharedState};
 
+/// Most files a guest's quick open gets (their paths stay well under the
+/// largest message).
+pub(super) const MAX_LISTED_FILES: usize = 100_000;
+/// How long listing the files may take before what was found is sent.
+const LIST_FILES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Wakes the driver so it polls the core.
 pub(super) type Waker = Arc<dyn Fn() + Send + Sync>;
 
@@ -39,6 +45,11 @@ pub(super) enum Job {
     Save {
         /// The copy (boxed: it is large beside the other jobs).
         state: Box<SharedState>,
+    },
+    /// Host: every file of the shared folder, for a guest's quick open.
+    ListFiles {
+        /// The shared root.
+        root: std::path::PathBuf,
     },
     /// A large change message applied to a detached document.
     Apply {
@@ -64,6 +75,9 @@ pub(super) enum Output {
         changes: Vec<u8>,
         result: Result<Vec<Change>, DocError>,
     },
+    /// See [`Job::ListFiles`]: the files, and whether the list was cut
+    /// short; or why the folder could not be listed.
+    Files(Result<(Vec<String>, bool), String>),
     /// The job panicked; what it owned is gone.
     Panicked,
 }
@@ -81,6 +95,17 @@ impl Job {
             Job::Save { mut state } => {
                 let heads = state.heads();
                 Output::Saved(state.save(), heads)
+            }
+            Job::ListFiles { root } => {
+                let index = crate::workspace::FileIndex::spawn_with_limit(&root, MAX_LISTED_FILES);
+                index.wait(LIST_FILES_TIMEOUT);
+                Output::Files(match index.error() {
+                    Some(e) => Err(e),
+                    None => Ok((
+                        index.snapshot().iter().map(|p| p.to_string()).collect(),
+                        index.is_truncated() || !index.is_complete(),
+                    )),
+                })
             }
             Job::Apply { mut doc, changes } => {
                 let result = doc.apply_remote(&changes);

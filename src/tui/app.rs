@@ -304,6 +304,9 @@ pub struct App {
     /// only changes.
     pub last_presence: Option<(Option<String>, usize, usize, bool, usize)>,
     file_index: Option<FileIndex>,
+    /// Guest: the host's files, for quick open (asked for at each open of
+    /// it; the last list is shown meanwhile).
+    pub remote_files: Option<Vec<String>>,
     drag_anchor: Option<usize>,
     last_click: Option<(Instant, u16, u16)>,
 }
@@ -369,6 +372,7 @@ impl App {
             follow_pending: None,
             last_presence: None,
             file_index: None,
+            remote_files: None,
             drag_anchor: None,
             last_click: None,
         };
@@ -1078,8 +1082,28 @@ impl App {
         self.overlay = Some(Overlay::Palette(Picker::new(items)));
     }
 
+    /// Whether we are a guest in a session (the tree, quick open and
+    /// opening files are the host's folder).
+    fn in_host_folder(&self) -> bool {
+        self.tree.as_ref().is_some_and(|t| t.is_remote())
+    }
+
+    /// Guest: the host's file list arrived; shown if quick open is up.
+    pub fn set_remote_files(&mut self, paths: Vec<String>) {
+        if let Some(Overlay::QuickOpen(p)) = &mut self.overlay {
+            if self.tree.as_ref().is_some_and(|t| t.is_remote()) {
+                p.all = paths.iter().map(|f| (f.clone(), String::new())).collect();
+                p.refilter();
+            }
+        }
+        self.remote_files = Some(paths);
+    }
+
     /// Pulls newly indexed files into an open quick-open list.
     fn refresh_quick_open(&mut self) {
+        if self.in_host_folder() {
+            return;
+        }
         if let (Some(Overlay::QuickOpen(p)), Some(idx)) = (&mut self.overlay, &self.file_index) {
             if idx.len() != p.all.len() {
                 p.all = idx
@@ -1093,6 +1117,20 @@ impl App {
     }
 
     fn open_quick_open(&mut self) {
+        if self.in_host_folder() {
+            // The host's files: the last list at once, a fresh one to come.
+            if let Some(core) = &mut self.session {
+                core.list_files();
+            }
+            let items = self
+                .remote_files
+                .iter()
+                .flatten()
+                .map(|f| (f.clone(), String::new()))
+                .collect();
+            self.overlay = Some(Overlay::QuickOpen(Picker::new(items)));
+            return;
+        }
         if self.file_index.is_none() {
             let idx = FileIndex::spawn(&self.editor.root);
             // Most folders index in a few ms: wait that long so the list is
@@ -1205,6 +1243,10 @@ impl App {
                 KeyCode::Enter => {
                     if let Some(i) = p.current() {
                         let rel = p.all[i].0.clone();
+                        if self.in_host_folder() {
+                            self.open_in_host_folder(&rel);
+                            return;
+                        }
                         match workspace::confine(&self.editor.root, &rel) {
                             Ok(path) => self.open_and_focus(&path),
                             Err(e) => self.notify(Level::Error, e.to_string()),
@@ -1569,20 +1611,26 @@ impl App {
             }
         } else if tree.is_remote() {
             let rel = row.path.to_string_lossy().into_owned();
-            match self.editor.find_shared(&rel) {
-                Some(i) => {
-                    self.editor.buffers[i].hidden = false;
-                    self.editor.active = Some(i);
-                    self.focus = Focus::Editor;
-                }
-                None => {
-                    if let Some(core) = &mut self.session {
-                        core.open(&rel);
-                    }
-                }
-            }
+            self.open_in_host_folder(&rel);
         } else {
             self.open_and_focus(&row.path);
+        }
+    }
+
+    /// Guest: shows the host's file `rel`, asking the host for it if it is
+    /// not open here yet.
+    fn open_in_host_folder(&mut self, rel: &str) {
+        match self.editor.find_shared(rel) {
+            Some(i) => {
+                self.editor.buffers[i].hidden = false;
+                self.editor.active = Some(i);
+                self.focus = Focus::Editor;
+            }
+            None => {
+                if let Some(core) = &mut self.session {
+                    core.open(rel);
+                }
+            }
         }
     }
 

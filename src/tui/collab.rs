@@ -342,6 +342,18 @@ impl App {
                     };
                 }
             }
+            SessionEvent::FileList { paths, truncated } => {
+                if truncated {
+                    self.notify(
+                        Level::Info,
+                        format!(
+                            "the host's folder has more files than the {} listed",
+                            paths.len()
+                        ),
+                    );
+                }
+                self.set_remote_files(paths);
+            }
             SessionEvent::DirListing { path, entries } => {
                 if let Some(TreePane::Remote(t)) = &mut self.tree {
                     t.set_listing(&path, &entries);
@@ -538,6 +550,7 @@ impl App {
         let was_guest = self.session.as_ref().is_some_and(|s| !s.is_host());
         self.session = None;
         self.last_presence = None;
+        self.remote_files = None;
         self.follow_pending = None;
         if was_guest {
             self.editor
