@@ -57,6 +57,46 @@ pub enum Sub {
         #[arg(long, value_name = "MODE")]
         connection_mode: Option<String>,
     },
+    /// Run a relay server in the foreground (see "Running a relay" in the README).
+    Relay(RelayArgs),
+}
+
+/// Flags of `lshed relay`.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// UDP address to listen on.
+    #[arg(long, value_name = "ADDR", default_value_t = std::net::SocketAddr::from(([0, 0, 0, 0], crate::relay::limits::DEFAULT_PORT)))]
+    pub listen: std::net::SocketAddr,
+    /// HOST:PORT that hosts and guests reach this relay at (printed in the
+    /// config line; default: the listen address, or this machine's outward
+    /// address).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub public_addr: Option<String>,
+    /// Folder for the relay's certificate and key (made on first start).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Makes the relay private: hosts must present one of the tokens in
+    /// FILE (one per line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (and /health).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Sessions this relay carries at most.
+    #[arg(long, value_name = "N", default_value_t = crate::relay::limits::MAX_SESSIONS)]
+    pub max_sessions: usize,
+    /// Guests of one session at most.
+    #[arg(long, value_name = "N", default_value_t = crate::relay::limits::MAX_GUESTS_PER_SESSION)]
+    pub max_guests: usize,
+    /// Connections from one IP address at most.
+    #[arg(long, value_name = "N", default_value_t = crate::relay::limits::MAX_CONNS_PER_IP)]
+    pub max_conns_per_ip: usize,
+    /// A session's forwarding rate, bytes per second.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::relay::limits::SESSION_RATE_BYTES_PER_SEC)]
+    pub rate: u32,
+    /// A session's burst allowance, bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = crate::relay::limits::SESSION_BURST_BYTES)]
+    pub burst: u32,
 }
 
 /// Parses arguments and runs. Returns the process exit code.
@@ -64,6 +104,7 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let path = match cli.command {
         Some(Sub::Open { path }) => path,
+        Some(Sub::Relay(args)) => return run_relay(args),
         None => cli.path,
         Some(Sub::Share {
             path,
@@ -107,6 +148,33 @@ pub fn main() -> i32 {
     }
 }
 
+fn run_relay(args: RelayArgs) -> i32 {
+    let limits = crate::relay::RelayLimits {
+        max_sessions: args.max_sessions,
+        max_guests_per_session: args.max_guests,
+        max_conns_per_ip: args.max_conns_per_ip,
+        rate_bytes_per_sec: args.rate,
+        burst_bytes: args.burst,
+        ..Default::default()
+    };
+    if let Some(public) = &args.public_addr {
+        if crate::net::RelayAddr::validate_host(public).is_err() {
+            eprintln!("lshed relay: --public-addr: expected HOST:PORT, got {public:?}");
+            return 2;
+        }
+    }
+    crate::relay::run(crate::relay::RunOptions {
+        listen: args.listen,
+        public: args.public_addr,
+        state_dir: args
+            .state_dir
+            .unwrap_or_else(crate::relay::default_state_dir),
+        token_file: args.token_file,
+        metrics: args.metrics,
+        limits,
+    })
+}
+
 /// `lshed join LINK` with the editor: the link is checked first, so a
 /// malformed one is a single clear line rather than a screen.
 fn join_ui(link: &str) -> i32 {
@@ -133,11 +201,7 @@ fn session_setup(
         eprintln!("lshed: {w}");
     }
     let config = loaded.config;
-    let mut opts = crate::session::SessionOptions {
-        approval: config.guest_approval,
-        connection_mode: config.connection_mode,
-        ..Default::default()
-    };
+    let mut opts = crate::session::SessionOptions::from_config(&config)?;
     if let Some(mode) = connection_mode {
         opts.connection_mode = mode.parse().map_err(|_| {
             format!("--connection-mode: expected auto, direct or relay, got {mode:?}")

@@ -142,8 +142,11 @@ pub struct Config {
     pub color: Option<String>,
     /// How guests connect.
     pub connection_mode: ConnectionMode,
-    /// Relay address (`host:port`); `None` = the built-in default.
+    /// The relay, `FINGERPRINT@host:port` as `lshed relay` prints it
+    /// (checked by the session layer when sharing); `None` = no relay.
     pub relay: Option<String>,
+    /// The token of a private relay.
+    pub relay_token: Option<String>,
     /// Whether the host approves each joiner.
     pub guest_approval: GuestApproval,
 }
@@ -162,6 +165,7 @@ impl Default for Config {
             color: None,
             connection_mode: ConnectionMode::Auto,
             relay: None,
+            relay_token: None,
             guest_approval: GuestApproval::Prompt,
         }
     }
@@ -304,6 +308,7 @@ const TOP_KEYS: &[&str] = &[
     "mouse",
     "connection_mode",
     "relay",
+    "relay_token",
     "guest_approval",
     "keys",
     "identity",
@@ -370,12 +375,18 @@ impl Parser<'_> {
                     config.relay = self.string(name, item, span.clone()).and_then(|r| {
                         let r = r.trim().to_string();
                         if r.is_empty() {
-                            self.warn(span, "relay: empty address; using the default relay".into());
+                            self.warn(span, "relay: empty address; no relay is used".into());
                             None
                         } else {
                             Some(r)
                         }
                     })
+                }
+                "relay_token" => {
+                    config.relay_token = self
+                        .string(name, item, span)
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
                 }
                 "keys" => config.keys = self.keys(item, span),
                 "identity" => self.identity(item, span, &mut config),

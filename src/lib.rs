@@ -24,6 +24,7 @@ pub mod config;
 pub mod doc;
 pub mod editor;
 pub mod net;
+pub mod relay;
 pub mod session;
 pub mod tui;
 pub mod workspace;

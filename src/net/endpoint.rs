@@ -37,11 +37,13 @@ use super::handshake::{
     sanitize_name, verify_proof, GuestToHost, Hello, HostToGuest, RefusalReason,
 };
 use super::limits::{
-    APPROVAL_TIMEOUT, CONNECT_TIMEOUT, DIRECT_PORTS, GRACEFUL_CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT,
-    HOST_PARTICIPANT_ID, MAX_CONCURRENT_HANDSHAKES, MAX_CONTROL_FRAME_LEN, MAX_GUESTS,
-    MAX_PENDING_APPROVALS, PROTOCOL_VERSION, SERVER_NAME,
+    APPROVAL_TIMEOUT, AUTO_DIRECT_GRACE, CONNECT_TIMEOUT, DIRECT_PORTS, GRACEFUL_CLOSE_TIMEOUT,
+    HANDSHAKE_TIMEOUT, HOST_PARTICIPANT_ID, MAX_CONCURRENT_HANDSHAKES, MAX_CONTROL_FRAME_LEN,
+    MAX_GUESTS, MAX_PENDING_APPROVALS, PROTOCOL_VERSION, SERVER_NAME,
 };
 use super::link::InviteLink;
+use super::relay_client::{RelayError, RelayLink, RelaySocket, HOST_ADDR};
+use super::relay_proto::{ClientHello, RelayAddr, RouteId};
 use super::tls::{client_config, server_config, HostIdentity, TlsError};
 use super::Path;
 
@@ -149,13 +151,18 @@ impl Drop for SlotGuard {
 /// Dropping it closes every connection it made with
 /// [`CloseCode::SessionEnded`].
 pub struct HostEndpoint {
-    local_addr: SocketAddr,
+    /// The direct listener's address; `None` when relayed only.
+    local_addr: Option<SocketAddr>,
+    /// The relay this session is registered with, for the link.
+    relay: Option<RelayAddr>,
     fingerprint: [u8; 32],
     shared: Arc<HostShared>,
     server_config: quinn::ServerConfig,
     pending: mpsc::Receiver<PendingGuest>,
-    /// Weak, so `accept` returns `None` once every listener has stopped.
-    pending_tx: mpsc::WeakSender<PendingGuest>,
+    /// Strong until the first listener is added, then weak, so `accept`
+    /// returns `None` once every listener has stopped.
+    pending_tx: Option<mpsc::Sender<PendingGuest>>,
+    pending_weak: Option<mpsc::WeakSender<PendingGuest>>,
     /// Every listener: the direct one, and any added with `add_listener`.
     listeners: Vec<(quinn::Endpoint, tokio::task::JoinHandle<()>)>,
 }
@@ -177,6 +184,23 @@ impl HostEndpoint {
 
     /// As [`HostEndpoint::bind`], with explicit options.
     pub fn bind_with(ip: IpAddr, options: HostOptions) -> Result<Self, HostError> {
+        let mut host = Self::unbound(options)?;
+        let endpoint = bind_first_free(ip, &host.shared.options.ports, host.server_config.clone())?;
+        let local_addr = endpoint.local_addr().map_err(|source| HostError::Bind {
+            addr: SocketAddr::new(ip, *host.shared.options.ports.start()),
+            source,
+        })?;
+        host.local_addr = Some(local_addr);
+        host.add_listener(endpoint, Path::Direct);
+        tracing::info!(%local_addr, "hosting");
+        Ok(host)
+    }
+
+    /// A host with no direct listener (connection mode `relay`): it opens
+    /// no port; give it the relay's endpoint with
+    /// [`HostEndpoint::add_listener`] and name the relay with
+    /// [`HostEndpoint::set_relay`]. Must be called inside a tokio runtime.
+    pub fn unbound(options: HostOptions) -> Result<Self, HostError> {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(HostError::NoRuntime);
         }
@@ -187,12 +211,6 @@ impl HostEndpoint {
         let mut secret = [0u8; 32];
         ring::rand::SecureRandom::fill(&rng, &mut session_id).map_err(|_| HostError::Random)?;
         ring::rand::SecureRandom::fill(&rng, &mut secret).map_err(|_| HostError::Random)?;
-
-        let endpoint = bind_first_free(ip, &options.ports, config.clone())?;
-        let local_addr = endpoint.local_addr().map_err(|source| HostError::Bind {
-            addr: SocketAddr::new(ip, *options.ports.start()),
-            source,
-        })?;
         let shared = Arc::new(HostShared {
             session_id,
             secret,
@@ -203,23 +221,55 @@ impl HostEndpoint {
             options,
         });
         let (pending_tx, pending) = mpsc::channel(MAX_PENDING_APPROVALS);
-        let weak_tx = pending_tx.downgrade();
-        let acceptor = tokio::spawn(accept_loop(
-            endpoint.clone(),
-            Path::Direct,
-            shared.clone(),
-            pending_tx,
-        ));
-        tracing::info!(%local_addr, "hosting");
         Ok(HostEndpoint {
-            local_addr,
+            local_addr: None,
+            relay: None,
             fingerprint: identity.fingerprint(),
             shared,
             server_config: config,
             pending,
-            pending_tx: weak_tx,
-            listeners: vec![(endpoint, acceptor)],
+            pending_tx: Some(pending_tx),
+            pending_weak: None,
+            listeners: Vec::new(),
         })
+    }
+
+    /// Names the relay this session is registered with: the invite link
+    /// carries it from now on.
+    pub fn set_relay(&mut self, relay: RelayAddr) {
+        self.relay = Some(relay);
+    }
+
+    /// Registers this session with `relay` (presenting `token` if the relay
+    /// is private) and serves guests there too, through the same handshake
+    /// and [`HostEndpoint::accept`]; the invite link names the relay from
+    /// now on. Returns the relayed socket, to watch the relay link with.
+    pub async fn register_relay(
+        &mut self,
+        relay: &RelayAddr,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Arc<RelaySocket>, RelayError> {
+        let hello = ClientHello::Host {
+            route: self.route_id(),
+            token,
+        };
+        let link = RelayLink::open(relay, &hello, timeout).await?;
+        let socket = link.into_socket(true);
+        let endpoint = socket
+            .clone()
+            .endpoint(Some(self.server_config()))
+            .map_err(|e| RelayError::Local(e.to_string()))?;
+        if !self.add_listener(endpoint, Path::Relayed) {
+            return Err(RelayError::Local("the session has ended".into()));
+        }
+        self.set_relay(relay.clone());
+        Ok(socket)
+    }
+
+    /// The session's name on a relay (derived from the link's secret).
+    pub fn route_id(&self) -> RouteId {
+        RouteId::derive(&self.shared.secret, &self.shared.session_id)
     }
 
     /// The quinn server configuration of this session (its certificate,
@@ -235,7 +285,19 @@ impl HostEndpoint {
     /// [`HostEndpoint::accept`], tagged with `path`. Returns false (and
     /// closes `endpoint`) if this host has already stopped.
     pub fn add_listener(&mut self, endpoint: quinn::Endpoint, path: Path) -> bool {
-        let Some(pending_tx) = self.pending_tx.upgrade() else {
+        if let Some(strong) = self.pending_tx.take() {
+            self.pending_weak = Some(strong.downgrade());
+            // `strong` goes to this first listener below.
+            let task = tokio::spawn(accept_loop(
+                endpoint.clone(),
+                path,
+                self.shared.clone(),
+                strong,
+            ));
+            self.listeners.push((endpoint, task));
+            return true;
+        }
+        let Some(pending_tx) = self.pending_weak.as_ref().and_then(|w| w.upgrade()) else {
             endpoint.close(CloseCode::SessionEnded.varint(), b"");
             return false;
         };
@@ -249,8 +311,16 @@ impl HostEndpoint {
         true
     }
 
-    /// The bound socket address (IP as given to `bind`, port chosen).
+    /// The direct listener's address (IP as given to `bind`, port
+    /// chosen); `0.0.0.0:0` for a host that listens only through a relay
+    /// (see [`HostEndpoint::direct_addr`]).
     pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))
+    }
+
+    /// The direct listener's address, if this host has one.
+    pub fn direct_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -260,10 +330,13 @@ impl HostEndpoint {
     /// kernel which source address it would route to a documentation
     /// address — a UDP `connect`, which sends nothing) followed by loopback.
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        let port = self.local_addr.port();
-        let ip = self.local_addr.ip();
+        let Some(local_addr) = self.local_addr else {
+            return Vec::new();
+        };
+        let port = local_addr.port();
+        let ip = local_addr.ip();
         if !ip.is_unspecified() {
-            return vec![self.local_addr];
+            return vec![local_addr];
         }
         let (probe, loopback): (SocketAddr, IpAddr) = match ip {
             IpAddr::V4(_) => (
@@ -283,14 +356,14 @@ impl HostEndpoint {
         out
     }
 
-    /// The invite link for this session (direct addresses only; no relay yet).
+    /// The invite link for this session: its direct addresses and relay.
     pub fn invite_link(&self) -> InviteLink {
         InviteLink {
             session_id: self.shared.session_id,
             secret: self.shared.secret,
             fingerprint: self.fingerprint,
             direct: self.local_addrs(),
-            relay: None,
+            relay: self.relay.clone(),
         }
     }
 
@@ -636,9 +709,32 @@ impl Default for ConnectOptions {
 /// Why joining failed. Messages are fit for a status line or the join prompt.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The link has no direct address (relay-only links need the relay client).
-    #[error("this link has no direct address; it needs a relay, which this lshed cannot use yet")]
+    /// Direct only was asked for, and the link has no direct address.
+    #[error("this link has no direct address (the host shares through a relay only); use connection mode auto or relay")]
     NoDirectAddress,
+    /// Relay only was asked for, and the link names no relay.
+    #[error("this link names no relay (the host shares directly only); use connection mode auto or direct")]
+    NoRelay,
+    /// The link names no relay and the host's direct addresses failed.
+    #[error("{0}; the link names no relay, so there is no other way in (the host can configure a relay: see \"Running a relay\" in the README)")]
+    DirectOnlyFailed(Box<ConnectError>),
+    /// The relay could not be used.
+    #[error("{0}")]
+    Relay(RelayError),
+    /// Through the relay, the host did not complete the QUIC handshake.
+    #[error("the host did not answer through the relay within {}s", timeout.as_secs())]
+    HostSilentOnRelay {
+        /// How long we waited.
+        timeout: Duration,
+    },
+    /// Both paths failed.
+    #[error("cannot reach the host directly ({direct}) nor through the relay ({relay})")]
+    BothFailed {
+        /// Why direct failed.
+        direct: Box<ConnectError>,
+        /// Why the relay failed.
+        relay: Box<ConnectError>,
+    },
     /// No address answered in time.
     #[error("cannot reach the host: none of its {tried} address(es) answered within {}s", timeout.as_secs())]
     Unreachable {
@@ -685,6 +781,163 @@ pub enum ConnectError {
     /// A local problem: no UDP socket, TLS setup.
     #[error("cannot start connecting: {0}")]
     Local(String),
+}
+
+/// Which paths a guest may try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectPaths {
+    /// Straight to the host's UDP port only.
+    DirectOnly,
+    /// Through the link's relay only.
+    RelayOnly,
+    /// Both at once; direct wins if it completes within
+    /// [`AUTO_DIRECT_GRACE`] of the relayed one.
+    Both,
+}
+
+/// Joins the session at `link` over the `paths` allowed. With both, the
+/// QUIC connections race and only the winner runs the join handshake, so
+/// the host's user is asked about this guest once.
+pub async fn connect(
+    link: &InviteLink,
+    me: &GuestProfile,
+    options: &ConnectOptions,
+    paths: ConnectPaths,
+) -> Result<PeerConnection, ConnectError> {
+    let (endpoint, conn, path) = race_paths(link, options, paths).await?;
+    join(endpoint, conn, path, link, me, options).await
+}
+
+type Reached = (quinn::Endpoint, quinn::Connection);
+
+async fn race_paths(
+    link: &InviteLink,
+    options: &ConnectOptions,
+    paths: ConnectPaths,
+) -> Result<(quinn::Endpoint, quinn::Connection, Path), ConnectError> {
+    let want_direct = paths != ConnectPaths::RelayOnly;
+    let want_relay = paths != ConnectPaths::DirectOnly;
+    match (
+        want_direct && !link.direct.is_empty(),
+        want_relay && link.relay.is_some(),
+    ) {
+        (false, false) => {
+            return Err(if paths == ConnectPaths::RelayOnly {
+                ConnectError::NoRelay
+            } else {
+                ConnectError::NoDirectAddress
+            })
+        }
+        (true, false) => {
+            return match race_direct(link, options).await {
+                Ok((e, c)) => Ok((e, c, Path::Direct)),
+                Err(e @ ConnectError::CertificateMismatch) => Err(e),
+                Err(e) if paths == ConnectPaths::Both => {
+                    Err(ConnectError::DirectOnlyFailed(Box::new(e)))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (false, true) => {
+            return relayed(link, options)
+                .await
+                .map(|(e, c)| (e, c, Path::Relayed))
+        }
+        (true, true) => {}
+    }
+    let direct = race_direct(link, options);
+    let relay = relayed(link, options);
+    tokio::pin!(direct, relay);
+    let mut direct_err: Option<ConnectError> = None;
+    let mut relay_err: Option<ConnectError> = None;
+    let mut relay_won: Option<Reached> = None;
+    let mut grace: Option<tokio::time::Instant> = None;
+    loop {
+        let grace_over = async {
+            match grace {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            res = &mut direct, if direct_err.is_none() => match res {
+                Ok((e, c)) => {
+                    if let Some((_, relayed_conn)) = relay_won.take() {
+                        relayed_conn.close(CloseCode::Left.varint(), b"direct won");
+                    }
+                    return Ok((e, c, Path::Direct));
+                }
+                Err(e) => {
+                    direct_err = Some(e);
+                    if let Some((e, c)) = relay_won.take() {
+                        return Ok((e, c, Path::Relayed));
+                    }
+                }
+            },
+            res = &mut relay, if relay_err.is_none() && relay_won.is_none() => match res {
+                Ok(reached) => {
+                    if direct_err.is_some() {
+                        let (e, c) = reached;
+                        return Ok((e, c, Path::Relayed));
+                    }
+                    relay_won = Some(reached);
+                    grace = Some(tokio::time::Instant::now() + AUTO_DIRECT_GRACE);
+                }
+                Err(e) => relay_err = Some(e),
+            },
+            _ = grace_over => {
+                if let Some((e, c)) = relay_won.take() {
+                    return Ok((e, c, Path::Relayed));
+                }
+            }
+        }
+        if let (Some(d), Some(r)) = (&direct_err, &relay_err) {
+            // A certificate mismatch on either path is the thing to say.
+            if matches!(d, ConnectError::CertificateMismatch) {
+                return Err(ConnectError::CertificateMismatch);
+            }
+            if matches!(r, ConnectError::CertificateMismatch) {
+                return Err(ConnectError::CertificateMismatch);
+            }
+            let (d, r) = (direct_err.take(), relay_err.take());
+            if let (Some(d), Some(r)) = (d, r) {
+                return Err(ConnectError::BothFailed {
+                    direct: Box::new(d),
+                    relay: Box::new(r),
+                });
+            }
+        }
+    }
+}
+
+/// Reaches the host through the link's relay: attaches to the session's
+/// route and completes the (pinned) QUIC handshake over it.
+async fn relayed(link: &InviteLink, options: &ConnectOptions) -> Result<Reached, ConnectError> {
+    let relay = link.relay.as_ref().ok_or(ConnectError::NoRelay)?;
+    let route = RouteId::derive(&link.secret, &link.session_id);
+    let relay_link = RelayLink::open(
+        relay,
+        &ClientHello::Guest { route },
+        options.connect_timeout,
+    )
+    .await
+    .map_err(ConnectError::Relay)?;
+    let socket = relay_link.into_socket(false);
+    let endpoint = socket
+        .endpoint(None)
+        .map_err(|e| ConnectError::Local(e.to_string()))?;
+    let (config, mismatch) =
+        client_config(link.fingerprint).map_err(|e| ConnectError::Local(e.to_string()))?;
+    let connecting = endpoint
+        .connect_with(config, HOST_ADDR, SERVER_NAME)
+        .map_err(|e| ConnectError::Local(e.to_string()))?;
+    match tokio::time::timeout(options.connect_timeout, connecting).await {
+        Ok(Ok(conn)) => Ok((endpoint, conn)),
+        Ok(Err(_)) if mismatch.is_set() => Err(ConnectError::CertificateMismatch),
+        Ok(Err(_)) | Err(_) => Err(ConnectError::HostSilentOnRelay {
+            timeout: options.connect_timeout,
+        }),
+    }
 }
 
 /// Joins the session at `link` over its direct addresses.

@@ -30,6 +30,15 @@ pub const DIRECT_PORTS: RangeInclusive<u16> = 5990..=5999;
 /// QUIC/TLS handshake.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// In connection mode `auto`, how long a guest whose relayed connection
+/// completed first still waits for the direct one, which it prefers (one
+/// hop fewer). Direct on the same network completes in milliseconds.
+pub const AUTO_DIRECT_GRACE: Duration = Duration::from_millis(300);
+
+/// How long a host waits for the relay to answer its registration before
+/// sharing without it (`auto`) or failing (`relay`).
+pub const RELAY_REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long either side waits for the other's next handshake step (the
 /// host for the guest's `Hello`, the guest for the first reply).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,9 +1,9 @@
 //! Invite links: everything a guest needs to join, as one pasteable token.
 //!
-//! Format (version 1):
+//! Format (version 2):
 //!
 //! ```text
-//! lshed://join/v1/<base64url, no padding, of the binary payload>
+//! lshed://join/v2/<base64url, no padding, of the binary payload>
 //! ```
 //!
 //! The payload is, in order:
@@ -17,7 +17,12 @@
 //! | N × (1 + 4/16 + 2) | family (4 or 6), IP bytes, port (big-endian) |
 //! | 2 | relay address length L (0 = no relay; ≤ [`MAX_RELAY_ADDR_LEN`]) |
 //! | L | relay `host:port`, UTF-8 |
+//! | 32 if L > 0 | SHA-256 of the relay's certificate (pinned) |
 //! | 4 | first 4 bytes of SHA-256 of everything above (typo detection) |
+//!
+//! Version 1 had no relay fingerprint. v1 links (direct only: no lshed ever
+//! wrote a relay into one) are still read; a v1 link naming a relay is
+//! refused with [`LinkError::OldRelayLink`], since its relay cannot be pinned.
 //!
 //! Parsing is forgiving about how the link travelled: surrounding whitespace
 //! and **all whitespace inside** are removed before parsing (a link contains
@@ -36,12 +41,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use super::limits::{MAX_LINK_ADDRS, MAX_RELAY_ADDR_LEN};
+use super::relay_proto::RelayAddr;
 
 /// The scheme and path every invite link starts with.
 pub const LINK_PREFIX: &str = "lshed://join/";
 
 /// The link format version this lshed writes and reads.
-pub const LINK_VERSION: u32 = 1;
+pub const LINK_VERSION: u32 = 2;
+
+/// The oldest link format this lshed still reads.
+pub const OLDEST_LINK_VERSION: u32 = 1;
 
 const CHECKSUM_LEN: usize = 4;
 
@@ -60,8 +69,9 @@ pub struct InviteLink {
     /// Addresses where the host listens directly (QUIC over UDP).
     /// `Display` writes at most [`MAX_LINK_ADDRS`] of them.
     pub direct: Vec<SocketAddr>,
-    /// Relay server `host:port`, if the host is reachable through one.
-    pub relay: Option<String>,
+    /// The relay the host is registered with, if any: where it is and its
+    /// certificate's fingerprint.
+    pub relay: Option<RelayAddr>,
 }
 
 /// Why a string is not a usable invite link. Messages are fit for the join
@@ -73,7 +83,7 @@ pub enum LinkError {
     NotAnLshedLink,
     /// The link was made by an lshed with a newer (or unknown) link format.
     #[error(
-        "unsupported link version {found} (this lshed understands v{LINK_VERSION}); update lshed"
+        "unsupported link version {found} (this lshed understands v{OLDEST_LINK_VERSION} to v{LINK_VERSION}); update lshed"
     )]
     UnsupportedVersion {
         /// The version the link says it has.
@@ -88,6 +98,9 @@ pub enum LinkError {
     /// The link names neither a direct address nor a relay.
     #[error("the invite link has no address to reach the host")]
     NoAddress,
+    /// A v1 link that names a relay: the relay cannot be pinned.
+    #[error("this invite link was made by an older lshed and names a relay it cannot verify; ask the host to share again with a current lshed")]
+    OldRelayLink,
 }
 
 impl InviteLink {
@@ -102,7 +115,7 @@ impl InviteLink {
             return Err(LinkError::Corrupt("too many addresses"));
         }
         if let Some(relay) = &self.relay {
-            validate_relay(relay)?;
+            validate_relay(&relay.addr)?;
         }
         Ok(())
     }
@@ -128,17 +141,23 @@ impl InviteLink {
             }
             out.extend_from_slice(&addr.port().to_be_bytes());
         }
-        let relay = self.relay.as_deref().unwrap_or("").as_bytes();
-        let relay = &relay[..relay.len().min(MAX_RELAY_ADDR_LEN)];
-        // MAX_RELAY_ADDR_LEN < 65536.
-        out.extend_from_slice(&(relay.len() as u16).to_be_bytes());
-        out.extend_from_slice(relay);
+        match &self.relay {
+            Some(relay) => {
+                let addr = relay.addr.as_bytes();
+                let addr = &addr[..addr.len().min(MAX_RELAY_ADDR_LEN)];
+                // MAX_RELAY_ADDR_LEN < 65536.
+                out.extend_from_slice(&(addr.len() as u16).to_be_bytes());
+                out.extend_from_slice(addr);
+                out.extend_from_slice(&relay.fingerprint);
+            }
+            None => out.extend_from_slice(&0u16.to_be_bytes()),
+        }
         let sum = checksum(&out);
         out.extend_from_slice(&sum);
         out
     }
 
-    fn decode_payload(bytes: &[u8]) -> Result<Self, LinkError> {
+    fn decode_payload(bytes: &[u8], version: u32) -> Result<Self, LinkError> {
         let mut r = Reader(bytes);
         let session_id = r.array::<16>()?;
         let secret = r.array::<32>()?;
@@ -162,6 +181,11 @@ impl InviteLink {
             return Err(LinkError::Corrupt("relay address too long"));
         }
         let relay_bytes = r.take(relay_len)?;
+        let relay_fingerprint = if relay_len > 0 && version >= 2 {
+            Some(r.array::<32>()?)
+        } else {
+            None
+        };
         let body_len = bytes.len() - r.0.len();
         let sum = r.array::<CHECKSUM_LEN>()?;
         if !r.0.is_empty() {
@@ -176,7 +200,11 @@ impl InviteLink {
             let relay = std::str::from_utf8(relay_bytes)
                 .map_err(|_| LinkError::Corrupt("relay address is not UTF-8"))?;
             validate_relay(relay)?;
-            Some(relay.to_owned())
+            let fingerprint = relay_fingerprint.ok_or(LinkError::OldRelayLink)?;
+            Some(RelayAddr {
+                addr: relay.to_owned(),
+                fingerprint,
+            })
         };
         let link = InviteLink {
             session_id,
@@ -191,13 +219,7 @@ impl InviteLink {
 }
 
 fn validate_relay(relay: &str) -> Result<(), LinkError> {
-    if relay.is_empty()
-        || relay.len() > MAX_RELAY_ADDR_LEN
-        || relay.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(LinkError::Corrupt("bad relay address"));
-    }
-    Ok(())
+    RelayAddr::validate_host(relay).map_err(|_| LinkError::Corrupt("bad relay address"))
 }
 
 fn checksum(bytes: &[u8]) -> [u8; CHECKSUM_LEN] {
@@ -270,7 +292,7 @@ impl FromStr for InviteLink {
         let version: u32 = version
             .parse()
             .map_err(|_| LinkError::Corrupt("bad version"))?;
-        if version != LINK_VERSION {
+        if !(OLDEST_LINK_VERSION..=LINK_VERSION).contains(&version) {
             return Err(LinkError::UnsupportedVersion { found: version });
         }
         if payload.is_empty() {
@@ -282,7 +304,7 @@ impl FromStr for InviteLink {
             // symbol with stray bits.
             _ => LinkError::Truncated,
         })?;
-        InviteLink::decode_payload(&bytes)
+        InviteLink::decode_payload(&bytes, version)
     }
 }
 
@@ -311,7 +333,10 @@ mod tests {
                 "127.0.0.1:5990".parse().unwrap(),
                 "[::1]:5991".parse().unwrap(),
             ],
-            relay: Some("relay.example.org:4433".into()),
+            relay: Some(RelayAddr {
+                addr: "relay.example.org:4433".into(),
+                fingerprint: [4; 32],
+            }),
         }
     }
 
@@ -319,7 +344,7 @@ mod tests {
     fn round_trip() {
         let link = sample();
         let text = link.to_string();
-        assert!(text.starts_with("lshed://join/v1/"));
+        assert!(text.starts_with("lshed://join/v2/"));
         assert!(!text.contains(char::is_whitespace));
         assert_eq!(text.parse::<InviteLink>().unwrap(), link);
     }
@@ -357,11 +382,11 @@ mod tests {
         );
         assert_eq!("".parse::<InviteLink>(), Err(LinkError::NotAnLshedLink));
         assert_eq!(
-            text.replacen("/v1/", "/v2/", 1).parse::<InviteLink>(),
-            Err(LinkError::UnsupportedVersion { found: 2 })
+            text.replacen("/v2/", "/v3/", 1).parse::<InviteLink>(),
+            Err(LinkError::UnsupportedVersion { found: 3 })
         );
         assert_eq!(
-            "lshed://join/v1/".parse::<InviteLink>(),
+            "lshed://join/v2/".parse::<InviteLink>(),
             Err(LinkError::Truncated)
         );
         assert_eq!(
@@ -405,6 +430,29 @@ mod tests {
         );
     }
 
+    /// A v1 payload: as v2, without the relay's fingerprint.
+    fn v1_text(link: &InviteLink) -> String {
+        let mut payload = link.encode_payload();
+        payload.truncate(payload.len() - CHECKSUM_LEN);
+        if link.relay.is_some() {
+            payload.truncate(payload.len() - 32);
+        }
+        let sum = checksum(&payload);
+        payload.extend_from_slice(&sum);
+        format!("lshed://join/v1/{}", URL_SAFE_NO_PAD.encode(payload))
+    }
+
+    #[test]
+    fn old_links_still_join_directly_but_not_through_a_relay() {
+        let mut link = sample();
+        link.relay = None;
+        assert_eq!(v1_text(&link).parse::<InviteLink>().unwrap(), link);
+        let with_relay = sample();
+        let err = v1_text(&with_relay).parse::<InviteLink>().unwrap_err();
+        assert_eq!(err, LinkError::OldRelayLink);
+        assert!(err.to_string().contains("older lshed"));
+    }
+
     #[test]
     fn debug_hides_secret() {
         let mut link = sample();
@@ -418,7 +466,7 @@ mod tests {
     fn error_messages_are_readable() {
         assert_eq!(
             LinkError::UnsupportedVersion { found: 3 }.to_string(),
-            "unsupported link version 3 (this lshed understands v1); update lshed"
+            "unsupported link version 3 (this lshed understands v1 to v2); update lshed"
         );
     }
 
@@ -436,7 +484,7 @@ mod tests {
             any::<[u8; 32]>(),
             any::<[u8; 32]>(),
             proptest::collection::vec(addr, 0..=MAX_LINK_ADDRS),
-            proptest::option::of("[a-z0-9.-]{1,40}:[0-9]{1,5}"),
+            proptest::option::of(("[a-z0-9.-]{1,40}:[0-9]{1,4}", any::<[u8; 32]>())),
         )
             .prop_filter("needs an address", |(_, _, _, d, r)| {
                 !d.is_empty() || r.is_some()
@@ -447,7 +495,7 @@ mod tests {
                     secret,
                     fingerprint,
                     direct,
-                    relay,
+                    relay: relay.map(|(addr, fingerprint)| RelayAddr { addr, fingerprint }),
                 },
             )
     }
@@ -466,11 +514,13 @@ mod tests {
         #[test]
         fn prop_random_payloads_never_panic(s in "[A-Za-z0-9_-]{0,300}") {
             let _ = format!("lshed://join/v1/{s}").parse::<InviteLink>();
+            let _ = format!("lshed://join/v2/{s}").parse::<InviteLink>();
         }
 
         #[test]
         fn prop_random_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = format!("lshed://join/v1/{}", URL_SAFE_NO_PAD.encode(&b)).parse::<InviteLink>();
+            let _ = format!("lshed://join/v2/{}", URL_SAFE_NO_PAD.encode(&b)).parse::<InviteLink>();
         }
     }
 }

@@ -49,6 +49,8 @@ pub mod frame;
 pub mod handshake;
 pub mod limits;
 pub mod link;
+pub mod relay_client;
+pub mod relay_proto;
 pub mod tls;
 
 use std::fmt;
@@ -57,11 +59,13 @@ pub use channel::{
     CloseCode, CloseReason, MessageSender, PeerConnection, PeerInfo, SendError, TrySendError,
 };
 pub use endpoint::{
-    connect_direct, connect_over, AcceptError, ConnectError, ConnectOptions, GuestProfile,
-    HostEndpoint, HostError, HostOptions, PendingGuest,
+    connect, connect_direct, connect_over, AcceptError, ConnectError, ConnectOptions, ConnectPaths,
+    GuestProfile, HostEndpoint, HostError, HostOptions, PendingGuest,
 };
 pub use handshake::RefusalReason;
 pub use link::{InviteLink, LinkError};
+pub use relay_client::{RelayError, RelayLink, RelaySocket};
+pub use relay_proto::{RelayAddr, RelayRefusal, RouteId};
 
 /// How a connection's packets travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

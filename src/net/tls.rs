@@ -56,15 +56,7 @@ impl fmt::Debug for HostIdentity {
 impl HostIdentity {
     /// Generates a fresh ECDSA P-256 key and self-signed certificate.
     pub fn generate() -> Result<Self, TlsError> {
-        let certified = rcgen::generate_simple_self_signed(vec![SERVER_NAME.to_owned()])?;
-        let cert = certified.cert.der().clone();
-        let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-        let fingerprint = fingerprint(&cert);
-        Ok(HostIdentity {
-            cert,
-            key,
-            fingerprint,
-        })
+        Self::generate_for(SERVER_NAME)
     }
 
     /// SHA-256 of the DER certificate: what the invite link carries.
@@ -75,6 +67,36 @@ impl HostIdentity {
     /// The DER certificate.
     pub fn cert_der(&self) -> &[u8] {
         &self.cert
+    }
+
+    /// The private key, PKCS#8 DER (for a relay that keeps its identity).
+    pub fn key_der(&self) -> &[u8] {
+        self.key.secret_pkcs8_der()
+    }
+
+    /// A certificate made for `name` (the relay's long-lived identity).
+    pub fn generate_for(name: &str) -> Result<Self, TlsError> {
+        let certified = rcgen::generate_simple_self_signed(vec![name.to_owned()])?;
+        let cert = certified.cert.der().clone();
+        let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+        let fingerprint = fingerprint(&cert);
+        Ok(HostIdentity {
+            cert,
+            key,
+            fingerprint,
+        })
+    }
+
+    /// An identity from a stored certificate and PKCS#8 key (both DER).
+    /// The pair is checked when a TLS configuration is built from it.
+    pub fn from_der(cert: Vec<u8>, key: Vec<u8>) -> Self {
+        let cert = CertificateDer::from(cert);
+        let fingerprint = fingerprint(&cert);
+        HostIdentity {
+            cert,
+            key: PrivatePkcs8KeyDer::from(key),
+            fingerprint,
+        }
     }
 }
 
@@ -107,6 +129,17 @@ pub fn transport_config() -> quinn::TransportConfig {
 /// [`ALPN`], no client certificates (guests prove themselves in the
 /// handshake instead).
 pub fn server_config(identity: &HostIdentity) -> Result<quinn::ServerConfig, TlsError> {
+    let mut transport = transport_config();
+    transport.max_concurrent_bidi_streams(1u8.into());
+    server_config_with(identity, ALPN, transport)
+}
+
+/// A server configuration for `identity`, speaking `alpn`, with `transport`.
+pub fn server_config_with(
+    identity: &HostIdentity,
+    alpn: &[u8],
+    transport: quinn::TransportConfig,
+) -> Result<quinn::ServerConfig, TlsError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
@@ -114,11 +147,9 @@ pub fn server_config(identity: &HostIdentity) -> Result<quinn::ServerConfig, Tls
             vec![identity.cert.clone()],
             PrivateKeyDer::Pkcs8(identity.key.clone_key()),
         )?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    let mut transport = transport_config();
-    transport.max_concurrent_bidi_streams(1u8.into());
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -139,6 +170,19 @@ impl MismatchFlag {
 /// quinn client configuration that trusts exactly the certificate with
 /// SHA-256 `expected`. The returned flag records a mismatch.
 pub fn client_config(expected: [u8; 32]) -> Result<(quinn::ClientConfig, MismatchFlag), TlsError> {
+    let mut transport = transport_config();
+    // The host opens no streams towards a guest.
+    transport.max_concurrent_bidi_streams(0u8.into());
+    pinned_client_config(expected, ALPN, transport)
+}
+
+/// A client configuration that accepts only the certificate whose SHA-256
+/// is `expected`, speaking `alpn`, with `transport`.
+pub fn pinned_client_config(
+    expected: [u8; 32],
+    alpn: &[u8],
+    transport: quinn::TransportConfig,
+) -> Result<(quinn::ClientConfig, MismatchFlag), TlsError> {
     let flag = MismatchFlag::default();
     let verifier = PinnedCertVerifier {
         expected,
@@ -150,15 +194,12 @@ pub fn client_config(expected: [u8; 32]) -> Result<(quinn::ClientConfig, Mismatc
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.alpn_protocols = vec![alpn.to_vec()];
     // Every connection must show the pinned certificate: no resumption
     // (and so no 0-RTT), which would skip the certificate.
     tls.resumption = rustls::client::Resumption::disabled();
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = transport_config();
-    // The host opens no streams towards a guest.
-    transport.max_concurrent_bidi_streams(0u8.into());
     config.transport_config(Arc::new(transport));
     Ok((config, flag))
 }

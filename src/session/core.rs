@@ -256,6 +256,7 @@ fn participant(id: ParticipantId, name: &str, color: &str, is_host: bool) -> Par
         is_host,
         following: None,
         cursor: None,
+        path: None,
     }
 }
 
@@ -611,8 +612,9 @@ impl SessionCore {
                 id,
                 name,
                 color,
-                path: _,
-            } => self.guest_joined(id, name, color),
+                path,
+            } => self.guest_joined(id, name, color, path),
+            NetEvent::HostWarning { message } => self.error(message),
             NetEvent::Message { from, bytes } => {
                 if !self.participants.contains_key(&from) {
                     return;
@@ -640,9 +642,10 @@ impl SessionCore {
         }
     }
 
-    fn guest_joined(&mut self, id: ParticipantId, name: String, color: String) {
+    fn guest_joined(&mut self, id: ParticipantId, name: String, color: String, path: Path) {
         let mut p = participant(id, &name, &color, false);
         p.read_only = false;
+        p.path = Some(path);
         self.participants.insert(id, p.clone());
         let welcome = HostToGuest::Welcome {
             host_name: self.profile.name.clone(),
@@ -1601,6 +1604,7 @@ impl SessionCore {
                                 is_host: i.is_host,
                                 following: i.following,
                                 cursor: None,
+                                path: None,
                             },
                         )
                     })
@@ -1741,6 +1745,7 @@ impl SessionCore {
                 is_host: info.is_host,
                 following: info.following,
                 cursor,
+                path: None,
             },
         );
     }

@@ -60,7 +60,7 @@ pub use runtime::{NetCommand, NetEvent, PendingId, SessionRuntime};
 
 use crate::config::{ConnectionMode, GuestApproval};
 use crate::doc::{Change, Document, StablePos};
-use crate::net::{ConnectOptions, HostOptions};
+use crate::net::{ConnectOptions, HostOptions, RelayAddr};
 
 /// Who we are in a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,9 +105,33 @@ pub struct SessionOptions {
     pub connect: ConnectOptions,
     /// Host: ask before admitting each guest, or admit everyone with the link.
     pub approval: GuestApproval,
-    /// Direct, relay or auto. Only direct exists yet: auto means direct and
-    /// relay is refused with a clear message.
+    /// Direct, relay or auto (see the README's "Connection modes").
     pub connection_mode: ConnectionMode,
+    /// Host: the relay to register with (`auto` and `relay` modes).
+    pub relay: Option<RelayAddr>,
+    /// Host: the token a private relay wants.
+    pub relay_token: Option<String>,
+}
+
+impl SessionOptions {
+    /// Options from the user's config: approval, mode, relay. A relay line
+    /// that does not parse is an error naming the key.
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
+        let relay = match config.relay.as_deref() {
+            Some(text) => Some(
+                text.parse::<RelayAddr>()
+                    .map_err(|e| format!("config key relay = {text:?}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(SessionOptions {
+            approval: config.guest_approval,
+            connection_mode: config.connection_mode,
+            relay,
+            relay_token: config.relay_token.clone(),
+            ..SessionOptions::default()
+        })
+    }
 }
 
 impl Default for SessionOptions {
@@ -118,6 +142,8 @@ impl Default for SessionOptions {
             connect: ConnectOptions::default(),
             approval: GuestApproval::Prompt,
             connection_mode: ConnectionMode::Auto,
+            relay: None,
+            relay_token: None,
         }
     }
 }
@@ -209,6 +235,8 @@ pub struct Participant {
     pub following: Option<ParticipantId>,
     /// Anchor and head in `file` (resolve with `Document::resolve`).
     pub cursor: Option<(StablePos, StablePos)>,
+    /// How this guest reaches the host (known to the host only).
+    pub path: Option<crate::net::Path>,
 }
 
 /// Something for the UI to show or do.

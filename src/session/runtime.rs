@@ -30,7 +30,6 @@
 //! May depend on: tokio, `net`, `config`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -41,10 +40,10 @@ use tokio::task::JoinSet;
 
 use super::{Profile, SessionOptions};
 use crate::config::ConnectionMode;
-use crate::net::limits::{GRACEFUL_CLOSE_TIMEOUT, HOST_PARTICIPANT_ID};
+use crate::net::limits::{GRACEFUL_CLOSE_TIMEOUT, HOST_PARTICIPANT_ID, RELAY_REGISTER_TIMEOUT};
 use crate::net::{
-    connect_direct, CloseCode, CloseReason, ConnectError, ConnectOptions, GuestProfile,
-    HostEndpoint, HostOptions, InviteLink, Path, PeerConnection,
+    connect, CloseCode, CloseReason, ConnectError, ConnectOptions, ConnectPaths, GuestProfile,
+    HostEndpoint, InviteLink, Path, PeerConnection,
 };
 
 /// Bytes queued for one peer past which it is dropped (default 64 MiB; the
@@ -77,6 +76,12 @@ pub enum NetEvent {
     HostStarted {
         /// The link, as text.
         link: String,
+    },
+    /// Host: something the user should know that does not stop the
+    /// session (the relay could not be reached, or its link ended).
+    HostWarning {
+        /// What happened, for the user.
+        message: String,
     },
     /// Host: could not start.
     HostFailed {
@@ -207,7 +212,7 @@ impl SessionRuntime {
     /// [`NetEvent::HostStarted`] (or `HostFailed`).
     pub fn host(opts: SessionOptions, notify: Notify) -> Self {
         Self::start(notify, move |emit, cmds| async move {
-            host_main(opts.bind_ip, opts.host, opts.connection_mode, emit, cmds).await
+            host_main(opts, emit, cmds).await
         })
     }
 
@@ -474,24 +479,25 @@ impl Peers {
     }
 }
 
-/// Why a session cannot start in relay mode yet.
-const RELAY_UNAVAILABLE: &str =
-    "connection mode \"relay\" is not available yet; use \"direct\" or \"auto\"";
-
 async fn host_main(
-    bind_ip: IpAddr,
-    options: HostOptions,
-    mode: ConnectionMode,
+    opts: SessionOptions,
     emit: Emitter,
     mut cmds: mpsc::UnboundedReceiver<NetCommand>,
 ) {
-    if mode == ConnectionMode::Relay {
+    let mode = opts.connection_mode;
+    let relay = opts.relay.clone();
+    if mode == ConnectionMode::Relay && relay.is_none() {
         emit.emit(NetEvent::HostFailed {
-            message: RELAY_UNAVAILABLE.into(),
+            message: NO_RELAY_CONFIGURED.into(),
         });
         return;
     }
-    let mut endpoint = match HostEndpoint::bind_with(bind_ip, options) {
+    let started = if mode == ConnectionMode::Relay {
+        HostEndpoint::unbound(opts.host)
+    } else {
+        HostEndpoint::bind_with(opts.bind_ip, opts.host)
+    };
+    let mut endpoint = match started {
         Ok(e) => e,
         Err(e) => {
             emit.emit(NetEvent::HostFailed {
@@ -500,6 +506,26 @@ async fn host_main(
             return;
         }
     };
+    // In `direct` mode a configured relay is not used.
+    let mut relay_socket = None;
+    if let (Some(relay), true) = (&relay, mode != ConnectionMode::Direct) {
+        let registered = tokio::select! {
+            r = endpoint.register_relay(relay, opts.relay_token.clone(), RELAY_REGISTER_TIMEOUT) => r,
+            _ = wait_for_shutdown(&mut cmds) => return,
+        };
+        match registered {
+            Ok(socket) => relay_socket = Some(socket),
+            Err(e) if mode == ConnectionMode::Relay => {
+                emit.emit(NetEvent::HostFailed {
+                    message: format!("cannot share through the relay: {e}"),
+                });
+                return;
+            }
+            Err(e) => emit.emit(NetEvent::HostWarning {
+                message: format!("sharing directly only: {e}"),
+            }),
+        }
+    }
     let link = endpoint.invite_link();
     if let Err(e) = link.validate() {
         emit.emit(NetEvent::HostFailed {
@@ -518,8 +544,23 @@ async fn host_main(
     let mut tick = tokio::time::interval(TICK_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut listening = true;
+    let relay_watch = relay_socket.clone();
+    let relay_lost = async move {
+        match relay_watch {
+            Some(socket) => socket.closed().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(relay_lost);
+    let mut relay_up = relay_socket.is_some();
     loop {
         tokio::select! {
+            why = &mut relay_lost, if relay_up => {
+                relay_up = false;
+                emit.emit(NetEvent::HostWarning {
+                    message: format!("the link to the relay ended ({why}); guests on it are cut off"),
+                });
+            }
             guest = endpoint.accept(), if listening => match guest {
                 Some(guest) => {
                     let id = next_pending;
@@ -587,18 +628,12 @@ async fn guest_main(
     emit: Emitter,
     mut cmds: mpsc::UnboundedReceiver<NetCommand>,
 ) {
-    if mode == ConnectionMode::Relay {
-        emit.emit(NetEvent::JoinFailed(ConnectError::Local(
-            RELAY_UNAVAILABLE.into(),
-        )));
-        return;
-    }
     let me = GuestProfile {
         name: profile.name,
         color: profile.color,
     };
     let conn = tokio::select! {
-        res = connect_direct(&link, &me, &options) => match res {
+        res = connect(&link, &me, &options, paths(mode)) => match res {
             Ok(conn) => conn,
             Err(e) => {
                 emit.emit(NetEvent::JoinFailed(e));
@@ -627,6 +662,18 @@ async fn guest_main(
     // Let the close frame leave before the endpoint goes.
     tokio::time::sleep(Duration::from_millis(20).min(GRACEFUL_CLOSE_TIMEOUT)).await;
 }
+
+/// The paths a guest may try in `mode`.
+fn paths(mode: ConnectionMode) -> ConnectPaths {
+    match mode {
+        ConnectionMode::Auto => ConnectPaths::Both,
+        ConnectionMode::Direct => ConnectPaths::DirectOnly,
+        ConnectionMode::Relay => ConnectPaths::RelayOnly,
+    }
+}
+
+/// Why a host cannot share in `relay` mode without a relay.
+const NO_RELAY_CONFIGURED: &str = "connection mode \"relay\" needs a relay: add the `relay = \"…\"` line that `lshed relay` prints to your config (see \"Running a relay\" in the README)";
 
 async fn wait_for_shutdown(cmds: &mut mpsc::UnboundedReceiver<NetCommand>) {
     while let Some(cmd) = cmds.recv().await {

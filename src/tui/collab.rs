@@ -161,12 +161,8 @@ impl App {
         }
     }
 
-    fn options(&self) -> SessionOptions {
-        let mut o = SessionOptions {
-            approval: self.editor.config.guest_approval,
-            connection_mode: self.editor.config.connection_mode,
-            ..SessionOptions::default()
-        };
+    fn options(&self) -> Result<SessionOptions, String> {
+        let mut o = SessionOptions::from_config(&self.editor.config)?;
         // Which address the host listens on (default: every interface).
         // Tests pin it to loopback.
         if let Some(ip) = std::env::var("LSHED_BIND")
@@ -175,7 +171,7 @@ impl App {
         {
             o.bind_ip = ip;
         }
-        o
+        Ok(o)
     }
 
     fn notifier(&self) -> session::runtime::Notify {
@@ -188,12 +184,19 @@ impl App {
     }
 
     fn start(&mut self, intent: Intent) {
+        let options = match self.options() {
+            Ok(o) => o,
+            Err(e) => {
+                self.notify(Level::Error, e);
+                return;
+            }
+        };
         match intent {
             Intent::Share => {
                 let core = SessionCore::host(
                     self.editor.root.clone(),
                     self.profile(),
-                    self.options(),
+                    options,
                     self.notifier(),
                 );
                 self.session = Some(core);
@@ -207,7 +210,7 @@ impl App {
                         return;
                     }
                 };
-                let core = SessionCore::join(link, self.profile(), self.options(), self.notifier());
+                let core = SessionCore::join(link, self.profile(), options, self.notifier());
                 self.session = Some(core);
             }
         }

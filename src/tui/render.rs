@@ -640,6 +640,9 @@ impl App {
                     if p.read_only {
                         tags.push("read-only".to_string());
                     }
+                    if let Some(path) = p.path {
+                        tags.push(path.to_string());
+                    }
                     if following == Some(p.id) {
                         tags.push("following".to_string());
                     }
