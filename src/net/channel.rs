@@ -112,6 +112,9 @@ pub enum CloseReason {
     TimedOut,
     /// The transport failed otherwise.
     Lost(String),
+    /// The connection went through a relay, and the link to the relay
+    /// ended (the relay restarted or stopped, or stopped answering).
+    RelayLost(String),
 }
 
 impl fmt::Display for CloseReason {
@@ -135,6 +138,9 @@ impl fmt::Display for CloseReason {
             }
             CloseReason::TimedOut => f.write_str("connection timed out"),
             CloseReason::Lost(detail) => write!(f, "connection lost: {detail}"),
+            CloseReason::RelayLost(detail) => {
+                write!(f, "the connection through the relay ended: {detail}")
+            }
         }
     }
 }
@@ -356,6 +362,22 @@ impl PeerConnection {
             shared,
             _keep: keep,
         }
+    }
+
+    /// Ends this connection as soon as the relay link it travels over
+    /// ends, with [`CloseReason::RelayLost`] saying why (rather than waiting
+    /// for the idle timeout and calling it a time-out).
+    pub(crate) fn watch_relay(&self, socket: Arc<super::relay_client::RelaySocket>) {
+        let shared = self.shared.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                why = socket.closed() => {
+                    shared.record(CloseReason::RelayLost(super::relay_client::describe_close(&why)));
+                    shared.conn.close(CloseCode::Left.varint(), b"relay lost");
+                }
+                _ = shared.conn.closed() => {}
+            }
+        });
     }
 
     /// Who is at the other end.

@@ -804,17 +804,31 @@ pub async fn connect(
     options: &ConnectOptions,
     paths: ConnectPaths,
 ) -> Result<PeerConnection, ConnectError> {
-    let (endpoint, conn, path) = race_paths(link, options, paths).await?;
-    join(endpoint, conn, path, link, me, options).await
+    let (endpoint, conn, path, relay) = race_paths(link, options, paths).await?;
+    let peer = join(endpoint, conn, path, link, me, options).await?;
+    if let Some(socket) = relay {
+        peer.watch_relay(socket);
+    }
+    Ok(peer)
 }
 
-type Reached = (quinn::Endpoint, quinn::Connection);
+/// A QUIC connection to the host, its endpoint, and the relay socket it
+/// rides on if relayed.
+type Reached = (quinn::Endpoint, quinn::Connection, Option<Arc<RelaySocket>>);
 
 async fn race_paths(
     link: &InviteLink,
     options: &ConnectOptions,
     paths: ConnectPaths,
-) -> Result<(quinn::Endpoint, quinn::Connection, Path), ConnectError> {
+) -> Result<
+    (
+        quinn::Endpoint,
+        quinn::Connection,
+        Path,
+        Option<Arc<RelaySocket>>,
+    ),
+    ConnectError,
+> {
     let want_direct = paths != ConnectPaths::RelayOnly;
     let want_relay = paths != ConnectPaths::DirectOnly;
     match (
@@ -830,7 +844,7 @@ async fn race_paths(
         }
         (true, false) => {
             return match race_direct(link, options).await {
-                Ok((e, c)) => Ok((e, c, Path::Direct)),
+                Ok((e, c)) => Ok((e, c, Path::Direct, None)),
                 Err(e @ ConnectError::CertificateMismatch) => Err(e),
                 Err(e) if paths == ConnectPaths::Both => {
                     Err(ConnectError::DirectOnlyFailed(Box::new(e)))
@@ -841,7 +855,7 @@ async fn race_paths(
         (false, true) => {
             return relayed(link, options)
                 .await
-                .map(|(e, c)| (e, c, Path::Relayed))
+                .map(|(e, c, s)| (e, c, Path::Relayed, s))
         }
         (true, true) => {}
     }
@@ -862,23 +876,23 @@ async fn race_paths(
         tokio::select! {
             res = &mut direct, if direct_err.is_none() => match res {
                 Ok((e, c)) => {
-                    if let Some((_, relayed_conn)) = relay_won.take() {
+                    if let Some((_, relayed_conn, _)) = relay_won.take() {
                         relayed_conn.close(CloseCode::Left.varint(), b"direct won");
                     }
-                    return Ok((e, c, Path::Direct));
+                    return Ok((e, c, Path::Direct, None));
                 }
                 Err(e) => {
                     direct_err = Some(e);
-                    if let Some((e, c)) = relay_won.take() {
-                        return Ok((e, c, Path::Relayed));
+                    if let Some((e, c, s)) = relay_won.take() {
+                        return Ok((e, c, Path::Relayed, s));
                     }
                 }
             },
             res = &mut relay, if relay_err.is_none() && relay_won.is_none() => match res {
                 Ok(reached) => {
                     if direct_err.is_some() {
-                        let (e, c) = reached;
-                        return Ok((e, c, Path::Relayed));
+                        let (e, c, s) = reached;
+                        return Ok((e, c, Path::Relayed, s));
                     }
                     relay_won = Some(reached);
                     grace = Some(tokio::time::Instant::now() + AUTO_DIRECT_GRACE);
@@ -886,8 +900,8 @@ async fn race_paths(
                 Err(e) => relay_err = Some(e),
             },
             _ = grace_over => {
-                if let Some((e, c)) = relay_won.take() {
-                    return Ok((e, c, Path::Relayed));
+                if let Some((e, c, s)) = relay_won.take() {
+                    return Ok((e, c, Path::Relayed, s));
                 }
             }
         }
@@ -924,6 +938,7 @@ async fn relayed(link: &InviteLink, options: &ConnectOptions) -> Result<Reached,
     .map_err(ConnectError::Relay)?;
     let socket = relay_link.into_socket(false);
     let endpoint = socket
+        .clone()
         .endpoint(None)
         .map_err(|e| ConnectError::Local(e.to_string()))?;
     let (config, mismatch) =
@@ -932,7 +947,7 @@ async fn relayed(link: &InviteLink, options: &ConnectOptions) -> Result<Reached,
         .connect_with(config, HOST_ADDR, SERVER_NAME)
         .map_err(|e| ConnectError::Local(e.to_string()))?;
     match tokio::time::timeout(options.connect_timeout, connecting).await {
-        Ok(Ok(conn)) => Ok((endpoint, conn)),
+        Ok(Ok(conn)) => Ok((endpoint, conn, Some(socket))),
         Ok(Err(_)) if mismatch.is_set() => Err(ConnectError::CertificateMismatch),
         Ok(Err(_)) | Err(_) => Err(ConnectError::HostSilentOnRelay {
             timeout: options.connect_timeout,

@@ -280,6 +280,18 @@ impl RelayLink {
     }
 }
 
+/// Says why a link to the relay ended, for the user.
+pub fn describe_close(err: &quinn::ConnectionError) -> String {
+    match err {
+        quinn::ConnectionError::ApplicationClosed(close) if !close.reason.is_empty() => {
+            String::from_utf8_lossy(&close.reason).into_owned()
+        }
+        quinn::ConnectionError::TimedOut => "the relay stopped answering".into(),
+        quinn::ConnectionError::LocallyClosed => "closed here".into(),
+        other => other.to_string(),
+    }
+}
+
 /// Outer connections: datagrams on, an MTU that carries a full inner
 /// packet, keep-alives so NATs and the relay's idle timer stay open.
 pub fn outer_transport() -> quinn::TransportConfig {

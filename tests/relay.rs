@@ -1,0 +1,585 @@
+//! The relay and the connection modes, in-process on loopback: joining
+//! through the relay, `auto` choosing a path, every refusal, limits, hostile
+//! clients, a stuck receiver, a relay restart, and a check that the relay
+//! only ever sees ciphertext. Network traffic goes to 127.0.0.1 only.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use lshed::net::relay_client::{outer_transport, RelayError};
+use lshed::net::relay_proto::{RelayAddr, RelayRefusal, RELAY_ALPN};
+use lshed::net::tls::pinned_client_config;
+use lshed::net::{
+    connect, CloseReason, ConnectError, ConnectOptions, ConnectPaths, GuestProfile, HostEndpoint,
+    HostOptions, InviteLink, Path, PeerConnection,
+};
+use lshed::relay::metrics::{Drop as DropReason, Refusal};
+use lshed::relay::{load_or_create_identity, Relay, RelayLimits, ServerConfig};
+use tokio::sync::mpsc;
+
+#[path = "support/net.rs"]
+mod support;
+use support::{auto_accept, LOCALHOST};
+
+#[path = "support/udp_proxy.rs"]
+mod udp_proxy;
+use udp_proxy::UdpProxy;
+
+/// Long enough for a loaded machine; the tests wait for events, not time.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn me(name: &str) -> GuestProfile {
+    GuestProfile {
+        name: name.into(),
+        color: "#e5c07b".into(),
+    }
+}
+
+fn quick() -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+        handshake_timeout: Duration::from_secs(5),
+        approval_timeout: Duration::from_secs(5),
+        ..ConnectOptions::default()
+    }
+}
+
+/// Host options with a private port range, so direct hosts here do not
+/// fight other tests for 5990–5999.
+fn host_options(first: u16) -> HostOptions {
+    HostOptions {
+        ports: first..=first + 9,
+        ..HostOptions::default()
+    }
+}
+
+struct TestRelay {
+    relay: Relay,
+    addr: RelayAddr,
+    _state: tempfile::TempDir,
+}
+
+async fn start_relay(limits: RelayLimits, tokens: Vec<String>) -> TestRelay {
+    start_relay_with(limits, tokens, None).await
+}
+
+async fn start_relay_with(
+    limits: RelayLimits,
+    tokens: Vec<String>,
+    tap: Option<lshed::relay::Tap>,
+) -> TestRelay {
+    let state = tempfile::tempdir().unwrap();
+    let identity = load_or_create_identity(state.path()).unwrap();
+    let config = ServerConfig {
+        listen: SocketAddr::new(LOCALHOST, 0),
+        tokens,
+        limits,
+        tap,
+    };
+    let relay = Relay::start(config, &identity, Some(SocketAddr::new(LOCALHOST, 0)))
+        .await
+        .unwrap();
+    let addr = relay.relay_addr(&relay.local_addr().to_string());
+    TestRelay {
+        relay,
+        addr,
+        _state: state,
+    }
+}
+
+/// A host that listens only through `relay`, accepting everyone.
+async fn relayed_host(relay: &RelayAddr) -> (InviteLink, mpsc::Receiver<PeerConnection>) {
+    let mut host = HostEndpoint::unbound(HostOptions::default()).unwrap();
+    host.register_relay(relay, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    auto_accept(host)
+}
+
+async fn next_peer(rx: &mut mpsc::Receiver<PeerConnection>) -> PeerConnection {
+    tokio::time::timeout(DEADLINE, rx.recv())
+        .await
+        .expect("a guest in time")
+        .expect("the host is still listening")
+}
+
+async fn recv(peer: &mut PeerConnection) -> Vec<u8> {
+    tokio::time::timeout(DEADLINE, peer.recv())
+        .await
+        .expect("a message in time")
+        .expect("the connection is open")
+}
+
+fn relay_refusal(err: &ConnectError) -> Option<RelayRefusal> {
+    match err {
+        ConnectError::Relay(RelayError::Refused(r)) => Some(*r),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_guest_joins_through_the_relay_only_and_both_talk() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    assert!(link.direct.is_empty(), "relay mode opens no direct port");
+    assert_eq!(link.relay.as_ref(), Some(&relay.addr));
+    let text = link.to_string();
+    assert_eq!(text.parse::<InviteLink>().unwrap(), link);
+
+    let mut guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let mut host_side = next_peer(&mut admitted).await;
+    assert_eq!(guest.path(), Path::Relayed);
+    assert_eq!(host_side.path(), Path::Relayed);
+    assert_eq!(host_side.info().name, "bob");
+
+    guest.send(b"hello host".to_vec()).await.unwrap();
+    assert_eq!(recv(&mut host_side).await, b"hello host");
+    // Larger than one packet, both ways.
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    host_side.send(big.clone()).await.unwrap();
+    assert_eq!(recv(&mut guest).await, big);
+    guest.send(big.clone()).await.unwrap();
+    assert_eq!(recv(&mut host_side).await, big);
+
+    let m = relay.relay.metrics();
+    assert_eq!(m.sessions(), 1);
+    assert!(m.forwarded_packets() > 100);
+    // The metrics page says the same, and /health answers.
+    let page = http_get(relay.relay.metrics_addr().unwrap(), "/metrics").await;
+    assert!(page.contains("lshed_relay_sessions 1"), "{page}");
+    assert!(
+        page.contains("lshed_relay_forwarded_packets_total"),
+        "{page}"
+    );
+    let health = http_get(relay.relay.metrics_addr().unwrap(), "/health").await;
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+}
+
+/// A minimal HTTP/1.1 GET on loopback; returns the whole response.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: relay\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(DEADLINE, stream.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    out
+}
+
+#[tokio::test]
+async fn the_relay_sees_only_ciphertext() {
+    let (tap_tx, mut tap_rx) = mpsc::unbounded_channel();
+    let relay = start_relay_with(RelayLimits::default(), vec![], Some(tap_tx)).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    let mut guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let mut host_side = next_peer(&mut admitted).await;
+    let marker = b"MARKER-typed-into-the-document-4f9a1c";
+    guest.send(marker.to_vec()).await.unwrap();
+    assert_eq!(recv(&mut host_side).await, marker);
+    host_side.send(marker.to_vec()).await.unwrap();
+    assert_eq!(recv(&mut guest).await, marker);
+
+    let mut seen = Vec::new();
+    while let Ok(packet) = tap_rx.try_recv() {
+        seen.push(packet);
+    }
+    assert!(seen.len() > 5, "the tap saw the session's packets");
+    let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+    for packet in &seen {
+        assert!(!contains(packet, marker), "plaintext crossed the relay");
+        assert!(
+            !contains(packet, &link.secret),
+            "the secret crossed the relay"
+        );
+        assert!(
+            !contains(packet, &link.session_id),
+            "the session id crossed the relay"
+        );
+        assert!(
+            !contains(packet, b"bob"),
+            "the guest's name crossed the relay in clear"
+        );
+    }
+}
+
+#[tokio::test]
+async fn auto_prefers_direct_when_both_paths_work() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let mut host = HostEndpoint::bind_with(LOCALHOST, host_options(48100)).unwrap();
+    host.register_relay(&relay.addr, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (link, mut admitted) = auto_accept(host);
+    assert!(!link.direct.is_empty() && link.relay.is_some());
+    let guest = connect(&link, &me("bob"), &quick(), ConnectPaths::Both)
+        .await
+        .unwrap();
+    let host_side = next_peer(&mut admitted).await;
+    assert_eq!(guest.path(), Path::Direct);
+    assert_eq!(host_side.path(), Path::Direct);
+    // The host was asked about this guest once: no second guest arrives.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), admitted.recv())
+            .await
+            .is_err(),
+        "one approval per guest"
+    );
+}
+
+#[tokio::test]
+async fn auto_takes_the_relay_when_the_direct_address_does_not_answer() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let mut host = HostEndpoint::bind_with(LOCALHOST, host_options(48110)).unwrap();
+    host.register_relay(&relay.addr, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let (mut link, mut admitted) = auto_accept(host);
+    // A socket that takes packets and never answers: a firewalled port.
+    let black_hole = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    link.direct = vec![black_hole.local_addr().unwrap()];
+    let mut guest = connect(&link, &me("bob"), &quick(), ConnectPaths::Both)
+        .await
+        .unwrap();
+    let host_side = next_peer(&mut admitted).await;
+    assert_eq!(guest.path(), Path::Relayed);
+    assert_eq!(host_side.path(), Path::Relayed);
+    host_side.send(b"through the relay".to_vec()).await.unwrap();
+    assert_eq!(recv(&mut guest).await, b"through the relay");
+}
+
+#[tokio::test]
+async fn direct_mode_fails_clearly_and_auto_without_a_relay_says_so() {
+    let black_hole = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    let host = HostEndpoint::bind_with(LOCALHOST, host_options(48120)).unwrap();
+    let mut link = host.invite_link();
+    link.direct = vec![black_hole.local_addr().unwrap()];
+    let options = ConnectOptions {
+        connect_timeout: Duration::from_millis(500),
+        ..quick()
+    };
+    let err = connect(&link, &me("bob"), &options, ConnectPaths::DirectOnly)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::Unreachable { .. }), "{err:?}");
+    let err = connect(&link, &me("bob"), &options, ConnectPaths::Both)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("names no relay"),
+        "auto says there was no other way: {err}"
+    );
+    let err = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectError::NoRelay), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_relay_fingerprint_is_refused_on_both_sides() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let mut wrong = relay.addr.clone();
+    wrong.fingerprint[0] ^= 1;
+    let mut host = HostEndpoint::unbound(HostOptions::default()).unwrap();
+    let err = host
+        .register_relay(&wrong, None, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RelayError::CertificateMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("certificate does not match"));
+
+    let (mut link, _admitted) = relayed_host(&relay.addr).await;
+    link.relay = Some(wrong);
+    let err = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConnectError::Relay(RelayError::CertificateMismatch { .. })
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn routes_are_private_unique_and_refusals_are_clear() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    // A session nobody registered: the guest is told it is not there.
+    let mut absent = HostEndpoint::unbound(HostOptions::default()).unwrap();
+    absent.set_relay(relay.addr.clone());
+    let err = connect(
+        &absent.invite_link(),
+        &me("bob"),
+        &quick(),
+        ConnectPaths::RelayOnly,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        relay_refusal(&err),
+        Some(RelayRefusal::UnknownRoute),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not on the relay"));
+
+    // A second registration of a live route is refused.
+    let mut host = HostEndpoint::unbound(HostOptions::default()).unwrap();
+    host.register_relay(&relay.addr, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let err = host
+        .register_relay(&relay.addr, None, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err, RelayError::Refused(RelayRefusal::RouteTaken));
+
+    // A guest holding a link with another secret finds nothing.
+    let mut forged = host.invite_link();
+    forged.secret[0] ^= 1;
+    let err = connect(&forged, &me("eve"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        relay_refusal(&err),
+        Some(RelayRefusal::UnknownRoute),
+        "{err:?}"
+    );
+    let m = relay.relay.metrics();
+    assert_eq!(m.refused_count(Refusal::UnknownRoute), 2);
+    assert_eq!(m.refused_count(Refusal::RouteTaken), 1);
+}
+
+#[tokio::test]
+async fn session_and_guest_limits() {
+    let limits = RelayLimits {
+        max_sessions: 1,
+        max_guests_per_session: 1,
+        ..RelayLimits::default()
+    };
+    let relay = start_relay(limits, vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    let mut second = HostEndpoint::unbound(HostOptions::default()).unwrap();
+    let err = second
+        .register_relay(&relay.addr, None, Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(err, RelayError::Refused(RelayRefusal::TooManySessions));
+    assert!(err.to_string().contains("too many sessions"));
+
+    let _bob = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let _bob_host_side = next_peer(&mut admitted).await;
+    let err = connect(&link, &me("carol"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        relay_refusal(&err),
+        Some(RelayRefusal::TooManyGuests),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_private_relay_wants_a_token_from_hosts_only() {
+    let relay = start_relay(RelayLimits::default(), vec!["s3cret-token".into()]).await;
+    for token in [None, Some("wrong".to_string())] {
+        let mut host = HostEndpoint::unbound(HostOptions::default()).unwrap();
+        let err = host
+            .register_relay(&relay.addr, token, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert_eq!(err, RelayError::Refused(RelayRefusal::BadToken));
+        assert!(err.to_string().contains("relay_token"));
+    }
+    let mut host = HostEndpoint::unbound(HostOptions::default()).unwrap();
+    host.register_relay(
+        &relay.addr,
+        Some("s3cret-token".into()),
+        Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let (link, mut admitted) = auto_accept(host);
+    // The guest needs no token: it rides on the host's registration.
+    let guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let _host_side = next_peer(&mut admitted).await;
+    assert_eq!(guest.path(), Path::Relayed);
+    assert_eq!(relay.relay.metrics().refused_count(Refusal::Token), 2);
+}
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let limits = RelayLimits {
+        max_conns_per_ip: 2,
+        ..RelayLimits::default()
+    };
+    let relay = start_relay(limits, vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    let _bob = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let _bob_host_side = next_peer(&mut admitted).await;
+    let err = connect(&link, &me("carol"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectError::Relay(RelayError::Busy { .. })),
+        "{err:?}"
+    );
+    assert_eq!(relay.relay.metrics().refused_count(Refusal::PerAddress), 1);
+}
+
+/// An outer connection to the relay that speaks whatever the test says.
+async fn raw_relay_connection(relay: &RelayAddr) -> (quinn::Endpoint, quinn::Connection) {
+    let (config, _) =
+        pinned_client_config(relay.fingerprint, RELAY_ALPN, outer_transport()).unwrap();
+    let endpoint = quinn::Endpoint::client(SocketAddr::new(LOCALHOST, 0)).unwrap();
+    let addr: SocketAddr = relay.addr.parse().unwrap();
+    let conn = endpoint
+        .connect_with(config, addr, "lshed-relay.invalid")
+        .unwrap()
+        .await
+        .unwrap();
+    (endpoint, conn)
+}
+
+#[tokio::test]
+async fn garbage_and_oversize_frames_drop_only_that_client() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    let mut guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let mut host_side = next_peer(&mut admitted).await;
+
+    // A hello that does not decode.
+    let (_e1, bad) = raw_relay_connection(&relay.addr).await;
+    let (mut send, _recv) = bad.open_bi().await.unwrap();
+    let mut frame = 12u32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&1u32.to_be_bytes());
+    frame.extend_from_slice(&[0xff; 8]);
+    send.write_all(&frame).await.unwrap();
+    tokio::time::timeout(DEADLINE, bad.closed()).await.unwrap();
+
+    // A frame announcing 1 GiB.
+    let (_e2, huge) = raw_relay_connection(&relay.addr).await;
+    let (mut send, _recv) = huge.open_bi().await.unwrap();
+    send.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
+    tokio::time::timeout(DEADLINE, huge.closed()).await.unwrap();
+
+    // Datagrams before any hello, and raw UDP garbage at the relay's port.
+    let (_e3, early) = raw_relay_connection(&relay.addr).await;
+    let _ = early.send_datagram(bytes::Bytes::from_static(b"not yet"));
+    let udp = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    for n in [0usize, 1, 40, 1200, 1500] {
+        let _ = udp.send_to(&vec![0xa5; n], relay.relay.local_addr());
+    }
+
+    // The session carried on throughout.
+    guest.send(b"still here".to_vec()).await.unwrap();
+    assert_eq!(recv(&mut host_side).await, b"still here");
+    host_side.send(b"and here".to_vec()).await.unwrap();
+    assert_eq!(recv(&mut guest).await, b"and here");
+    assert_eq!(relay.relay.metrics().refused_count(Refusal::Malformed), 2);
+}
+
+#[tokio::test]
+async fn the_rate_limit_slows_a_session_and_loses_nothing() {
+    let limits = RelayLimits {
+        rate_bytes_per_sec: 200_000,
+        burst_bytes: 50_000,
+        ..RelayLimits::default()
+    };
+    let relay = start_relay(limits, vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    let mut guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let host_side = next_peer(&mut admitted).await;
+    let big: Vec<u8> = (0..400_000u32).map(|i| (i % 253) as u8).collect();
+    host_side.send(big.clone()).await.unwrap();
+    assert_eq!(
+        recv(&mut guest).await,
+        big,
+        "QUIC resent what the relay dropped"
+    );
+    assert!(relay.relay.metrics().dropped_count(DropReason::RateLimited) > 0);
+}
+
+#[tokio::test]
+async fn a_stuck_guest_does_not_slow_the_others() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    // Stuck reaches the relay through a proxy the test can cut.
+    let proxy = UdpProxy::start(relay.relay.local_addr()).await;
+    let mut stuck_link = link.clone();
+    stuck_link.relay = Some(RelayAddr {
+        addr: proxy.addr.to_string(),
+        fingerprint: relay.addr.fingerprint,
+    });
+    let _stuck = connect(&stuck_link, &me("stuck"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let stuck_host_side = next_peer(&mut admitted).await;
+    let mut bob = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let mut bob_host_side = next_peer(&mut admitted).await;
+
+    proxy.set_blackhole(true);
+    // The host pours data at the stuck guest…
+    let flood = tokio::spawn(async move {
+        let chunk = vec![7u8; 64 * 1024];
+        for _ in 0..64 {
+            if stuck_host_side.send(chunk.clone()).await.is_err() {
+                break;
+            }
+        }
+        stuck_host_side
+    });
+    // …while bob and the host keep talking, promptly.
+    for i in 0..50u32 {
+        let msg = i.to_be_bytes().to_vec();
+        bob.send(msg.clone()).await.unwrap();
+        assert_eq!(recv(&mut bob_host_side).await, msg);
+        bob_host_side.send(msg.clone()).await.unwrap();
+        assert_eq!(recv(&mut bob).await, msg);
+    }
+    assert!(proxy.dropped() > 0, "the stuck guest's link was cut");
+    flood.abort();
+}
+
+#[tokio::test]
+async fn a_relay_restart_ends_relayed_sessions_with_a_clear_message() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    let guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let _host_side = next_peer(&mut admitted).await;
+    relay.relay.shutdown().await;
+    let reason = tokio::time::timeout(DEADLINE, guest.closed())
+        .await
+        .expect("the guest learns at once, not after the idle timeout");
+    assert!(matches!(reason, CloseReason::RelayLost(_)), "{reason:?}");
+    assert!(
+        reason.to_string().contains("relay is shutting down"),
+        "{reason}"
+    );
+}
