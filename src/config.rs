@@ -147,6 +147,9 @@ pub struct Config {
     pub relay: Option<String>,
     /// The token of a private relay.
     pub relay_token: Option<String>,
+    /// An HTTP CONNECT proxy for the relay's TCP fallback (`host:port`);
+    /// `None` = `HTTPS_PROXY` from the environment, if set.
+    pub proxy: Option<String>,
     /// Whether the host approves each joiner.
     pub guest_approval: GuestApproval,
 }
@@ -166,6 +169,7 @@ impl Default for Config {
             connection_mode: ConnectionMode::Auto,
             relay: None,
             relay_token: None,
+            proxy: None,
             guest_approval: GuestApproval::Prompt,
         }
     }
@@ -309,6 +313,7 @@ const TOP_KEYS: &[&str] = &[
     "connection_mode",
     "relay",
     "relay_token",
+    "proxy",
     "guest_approval",
     "keys",
     "identity",
@@ -384,6 +389,12 @@ impl Parser<'_> {
                 }
                 "relay_token" => {
                     config.relay_token = self
+                        .string(name, item, span)
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                }
+                "proxy" => {
+                    config.proxy = self
                         .string(name, item, span)
                         .map(|t| t.trim().to_string())
                         .filter(|t| !t.is_empty())

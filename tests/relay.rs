@@ -11,7 +11,7 @@ use lshed::net::relay_proto::{RelayAddr, RelayRefusal, RELAY_ALPN};
 use lshed::net::tls::pinned_client_config;
 use lshed::net::{
     connect, CloseReason, ConnectError, ConnectOptions, ConnectPaths, GuestProfile, HostEndpoint,
-    HostOptions, InviteLink, Path, PeerConnection,
+    HostOptions, InviteLink, Path, PeerConnection, RelayConnectOptions,
 };
 use lshed::relay::metrics::{Drop as DropReason, Refusal};
 use lshed::relay::{load_or_create_identity, Relay, RelayLimits, ServerConfig};
@@ -23,7 +23,7 @@ use support::{auto_accept, LOCALHOST};
 
 #[path = "support/udp_proxy.rs"]
 mod udp_proxy;
-use udp_proxy::UdpProxy;
+use udp_proxy::{ConnectProxy, UdpBlockedRelay, UdpProxy};
 
 /// Long enough for a loaded machine; the tests wait for events, not time.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -40,7 +40,16 @@ fn quick() -> ConnectOptions {
         connect_timeout: Duration::from_secs(5),
         handshake_timeout: Duration::from_secs(5),
         approval_timeout: Duration::from_secs(5),
+        relay: no_proxy(),
         ..ConnectOptions::default()
+    }
+}
+
+/// Relay options that ignore the machine's proxy settings.
+fn no_proxy() -> RelayConnectOptions {
+    RelayConnectOptions {
+        proxy: None,
+        ..RelayConnectOptions::default()
     }
 }
 
@@ -582,4 +591,149 @@ async fn a_relay_restart_ends_relayed_sessions_with_a_clear_message() {
         reason.to_string().contains("relay is shutting down"),
         "{reason}"
     );
+}
+
+/// A host whose relay link runs over TCP only (UDP blocked), through
+/// `proxy` if given.
+async fn tcp_host(
+    relay: &RelayAddr,
+    proxy: Option<String>,
+) -> (InviteLink, mpsc::Receiver<PeerConnection>) {
+    let mut host = HostEndpoint::unbound(HostOptions::default()).unwrap();
+    let options = RelayConnectOptions {
+        udp: false,
+        proxy,
+        ..no_proxy()
+    };
+    let socket = host
+        .register_relay_with(relay, None, &options)
+        .await
+        .unwrap();
+    assert!(socket.is_tcp());
+    auto_accept(host)
+}
+
+#[tokio::test]
+async fn when_udp_is_blocked_the_tcp_fallback_carries_the_session() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    // The host's UDP is blocked too: it registers over TCP.
+    let (link, mut admitted) = tcp_host(&relay.addr, None).await;
+    // The guest sees the relay at a port where UDP goes nowhere and TCP
+    // gets through: it tries UDP, then falls back on its own.
+    let blocked = UdpBlockedRelay::start(relay.relay.local_addr()).await;
+    let mut guest_link = link.clone();
+    guest_link.relay = Some(RelayAddr {
+        addr: blocked.addr.to_string(),
+        fingerprint: relay.addr.fingerprint,
+    });
+    let mut guest = connect(&guest_link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let mut host_side = next_peer(&mut admitted).await;
+    assert_eq!(guest.path(), Path::Relayed);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 249) as u8).collect();
+    host_side.send(big.clone()).await.unwrap();
+    assert_eq!(recv(&mut guest).await, big);
+    guest.send(b"over tcp".to_vec()).await.unwrap();
+    assert_eq!(recv(&mut host_side).await, b"over tcp");
+    assert_eq!(relay.relay.metrics().peers(), 2);
+}
+
+#[tokio::test]
+async fn through_an_http_connect_proxy() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let proxy = ConnectProxy::start(false).await;
+    let proxy_url = format!("http://{}", proxy.addr);
+    let (link, mut admitted) = tcp_host(&relay.addr, Some(proxy_url.clone())).await;
+    let options = ConnectOptions {
+        relay: RelayConnectOptions {
+            udp: false,
+            proxy: Some(proxy_url),
+            ..no_proxy()
+        },
+        ..quick()
+    };
+    let mut guest = connect(&link, &me("bob"), &options, ConnectPaths::Both)
+        .await
+        .unwrap();
+    let host_side = next_peer(&mut admitted).await;
+    host_side.send(b"via the proxy".to_vec()).await.unwrap();
+    assert_eq!(recv(&mut guest).await, b"via the proxy");
+    let targets = proxy.targets.lock().unwrap().clone();
+    assert_eq!(
+        targets,
+        vec![relay.addr.addr.clone(), relay.addr.addr.clone()]
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_that_refuses_is_named_in_the_error() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (link, _admitted) = relayed_host(&relay.addr).await;
+    let proxy = ConnectProxy::start(true).await;
+    let options = ConnectOptions {
+        relay: RelayConnectOptions {
+            udp: false,
+            proxy: Some(format!("http://user:pw@{}", proxy.addr)),
+            ..no_proxy()
+        },
+        ..quick()
+    };
+    let err = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("proxy") && text.contains("403"), "{text}");
+    assert!(
+        !text.contains("pw"),
+        "the proxy's password is not shown: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_relay_restart_ends_tcp_sessions_with_a_clear_message_too() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (link, mut admitted) = tcp_host(&relay.addr, None).await;
+    let options = ConnectOptions {
+        relay: RelayConnectOptions {
+            udp: false,
+            ..no_proxy()
+        },
+        ..quick()
+    };
+    let guest = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let _host_side = next_peer(&mut admitted).await;
+    relay.relay.shutdown().await;
+    let reason = tokio::time::timeout(DEADLINE, guest.closed())
+        .await
+        .expect("the guest learns at once");
+    assert!(matches!(reason, CloseReason::RelayLost(_)), "{reason:?}");
+    assert!(
+        reason.to_string().contains("relay is shutting down"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_over_tcp_drops_only_that_client() {
+    use tokio::io::AsyncWriteExt;
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (link, mut admitted) = relayed_host(&relay.addr).await;
+    let guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+        .await
+        .unwrap();
+    let mut host_side = next_peer(&mut admitted).await;
+    // Not TLS at all.
+    let mut raw = tokio::net::TcpStream::connect(relay.relay.local_addr())
+        .await
+        .unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let _ = tokio::time::timeout(DEADLINE, tokio::io::AsyncReadExt::read(&mut raw, &mut buf)).await;
+    guest.send(b"unbothered".to_vec()).await.unwrap();
+    assert_eq!(recv(&mut host_side).await, b"unbothered");
 }

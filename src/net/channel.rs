@@ -372,7 +372,7 @@ impl PeerConnection {
         tokio::spawn(async move {
             tokio::select! {
                 why = socket.closed() => {
-                    shared.record(CloseReason::RelayLost(super::relay_client::describe_close(&why)));
+                    shared.record(CloseReason::RelayLost(why));
                     shared.conn.close(CloseCode::Left.varint(), b"relay lost");
                 }
                 _ = shared.conn.closed() => {}

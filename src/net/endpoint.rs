@@ -42,7 +42,7 @@ use super::limits::{
     MAX_GUESTS, MAX_PENDING_APPROVALS, PROTOCOL_VERSION, SERVER_NAME,
 };
 use super::link::InviteLink;
-use super::relay_client::{RelayError, RelayLink, RelaySocket, HOST_ADDR};
+use super::relay_client::{RelayConnectOptions, RelayError, RelayLink, RelaySocket, HOST_ADDR};
 use super::relay_proto::{ClientHello, RelayAddr, RouteId};
 use super::tls::{client_config, server_config, HostIdentity, TlsError};
 use super::Path;
@@ -250,11 +250,26 @@ impl HostEndpoint {
         token: Option<String>,
         timeout: Duration,
     ) -> Result<Arc<RelaySocket>, RelayError> {
+        let options = RelayConnectOptions {
+            timeout,
+            ..RelayConnectOptions::default()
+        };
+        self.register_relay_with(relay, token, &options).await
+    }
+
+    /// As [`HostEndpoint::register_relay`], with explicit relay options
+    /// (UDP or not, when to fall back to TCP, which proxy).
+    pub async fn register_relay_with(
+        &mut self,
+        relay: &RelayAddr,
+        token: Option<String>,
+        options: &RelayConnectOptions,
+    ) -> Result<Arc<RelaySocket>, RelayError> {
         let hello = ClientHello::Host {
             route: self.route_id(),
             token,
         };
-        let link = RelayLink::open(relay, &hello, timeout).await?;
+        let link = RelayLink::open_with(relay, &hello, options).await?;
         let socket = link.into_socket(true);
         let endpoint = socket
             .clone()
@@ -693,6 +708,8 @@ pub struct ConnectOptions {
     /// Protocol version to announce. Leave at [`PROTOCOL_VERSION`]; tests
     /// change it to exercise version mismatches.
     pub protocol_version: u32,
+    /// How to reach the link's relay (UDP, the TCP fallback, a proxy).
+    pub relay: RelayConnectOptions,
 }
 
 impl Default for ConnectOptions {
@@ -702,6 +719,7 @@ impl Default for ConnectOptions {
             handshake_timeout: HANDSHAKE_TIMEOUT,
             approval_timeout: APPROVAL_TIMEOUT,
             protocol_version: PROTOCOL_VERSION,
+            relay: RelayConnectOptions::default(),
         }
     }
 }
@@ -929,13 +947,9 @@ async fn race_paths(
 async fn relayed(link: &InviteLink, options: &ConnectOptions) -> Result<Reached, ConnectError> {
     let relay = link.relay.as_ref().ok_or(ConnectError::NoRelay)?;
     let route = RouteId::derive(&link.secret, &link.session_id);
-    let relay_link = RelayLink::open(
-        relay,
-        &ClientHello::Guest { route },
-        options.connect_timeout,
-    )
-    .await
-    .map_err(ConnectError::Relay)?;
+    let relay_link = RelayLink::open_with(relay, &ClientHello::Guest { route }, &options.relay)
+        .await
+        .map_err(ConnectError::Relay)?;
     let socket = relay_link.into_socket(false);
     let endpoint = socket
         .clone()

@@ -35,9 +35,13 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// hop fewer). Direct on the same network completes in milliseconds.
 pub const AUTO_DIRECT_GRACE: Duration = Duration::from_millis(300);
 
-/// How long a host waits for the relay to answer its registration before
-/// sharing without it (`auto`) or failing (`relay`).
-pub const RELAY_REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client waits for a relay to answer, over UDP and then TCP.
+pub const RELAY_CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How long a client waits for the relay over UDP before it also tries TCP
+/// (networks that block UDP drop it silently; a relay on a working path
+/// answers in a round trip).
+pub const TCP_FALLBACK_AFTER: Duration = Duration::from_millis(1500);
 
 /// How long either side waits for the other's next handshake step (the
 /// host for the guest's `Hello`, the guest for the first reply).

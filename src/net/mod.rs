@@ -64,7 +64,7 @@ pub use endpoint::{
 };
 pub use handshake::RefusalReason;
 pub use link::{InviteLink, LinkError};
-pub use relay_client::{RelayError, RelayLink, RelaySocket};
+pub use relay_client::{RelayConnectOptions, RelayError, RelayLink, RelaySocket};
 pub use relay_proto::{RelayAddr, RelayRefusal, RouteId};
 
 /// How a connection's packets travel.

@@ -53,6 +53,24 @@ pub const MAX_INNER_PACKET: usize = 1452;
 /// minimum, which every path that carries IPv6 carries.
 pub const OUTER_MTU: u16 = 1280;
 
+/// Over the TCP fallback (TLS over TCP, same port number as the relay's
+/// UDP port), after the hello and the reply, each direction carries frames
+/// `[4-byte length][kind][payload]`; these are the kinds.
+pub mod stream_kind {
+    /// A packet, laid out as a datagram would be.
+    pub const PACKET: u8 = 0;
+    /// The sender closes the link; the payload says why (UTF-8).
+    pub const CLOSE: u8 = 1;
+    /// Nothing: keeps the relay's idle timer and NAT bindings alive.
+    pub const PING: u8 = 2;
+}
+
+/// Largest stream frame: a kind byte, a tag and the largest inner packet.
+pub const MAX_STREAM_FRAME: usize = 1 + PEER_TAG_LEN + MAX_INNER_PACKET;
+
+/// How often a client on the TCP fallback pings the relay.
+pub const STREAM_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Length of a [`RouteId`].
 pub const ROUTE_ID_LEN: usize = 32;
 
@@ -134,9 +152,6 @@ pub enum RelayRefusal {
     /// The session has as many guests on this relay as it may.
     #[error("the session is full on the relay (too many guests)")]
     TooManyGuests,
-    /// Too many connections from this address.
-    #[error("the relay refused: too many connections from this address")]
-    TooManyFromAddress,
     /// The relay is shutting down.
     #[error("the relay is shutting down")]
     ShuttingDown,

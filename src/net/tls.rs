@@ -140,6 +140,19 @@ pub fn server_config_with(
     alpn: &[u8],
     transport: quinn::TransportConfig,
 ) -> Result<quinn::ServerConfig, TlsError> {
+    let tls = rustls_server_config(identity, alpn)?;
+    let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// A TLS 1.3 server configuration for `identity` speaking `alpn` (for TLS
+/// over TCP; QUIC wraps the same).
+pub fn rustls_server_config(
+    identity: &HostIdentity,
+    alpn: &[u8],
+) -> Result<rustls::ServerConfig, TlsError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
@@ -148,10 +161,7 @@ pub fn server_config_with(
             PrivateKeyDer::Pkcs8(identity.key.clone_key()),
         )?;
     tls.alpn_protocols = vec![alpn.to_vec()];
-    let quic = QuicServerConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
-    let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    config.transport_config(Arc::new(transport));
-    Ok(config)
+    Ok(tls)
 }
 
 /// Set by a [`PinnedCertVerifier`] when the server presented a certificate
@@ -183,6 +193,20 @@ pub fn pinned_client_config(
     alpn: &[u8],
     transport: quinn::TransportConfig,
 ) -> Result<(quinn::ClientConfig, MismatchFlag), TlsError> {
+    let (tls, flag) = rustls_pinned_client_config(expected, alpn)?;
+    let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(quic));
+    config.transport_config(Arc::new(transport));
+    Ok((config, flag))
+}
+
+/// A TLS 1.3 client configuration that accepts only the certificate whose
+/// SHA-256 is `expected`, speaking `alpn` (for TLS over TCP; QUIC wraps the
+/// same).
+pub fn rustls_pinned_client_config(
+    expected: [u8; 32],
+    alpn: &[u8],
+) -> Result<(rustls::ClientConfig, MismatchFlag), TlsError> {
     let flag = MismatchFlag::default();
     let verifier = PinnedCertVerifier {
         expected,
@@ -198,10 +222,7 @@ pub fn pinned_client_config(
     // Every connection must show the pinned certificate: no resumption
     // (and so no 0-RTT), which would skip the certificate.
     tls.resumption = rustls::client::Resumption::disabled();
-    let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Quic(e.to_string()))?;
-    let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    config.transport_config(Arc::new(transport));
-    Ok((config, flag))
+    Ok((tls, flag))
 }
 
 /// Accepts exactly one certificate, identified by its SHA-256, and checks

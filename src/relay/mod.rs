@@ -158,7 +158,7 @@ impl Relay {
         metrics_listen: Option<SocketAddr>,
     ) -> Result<Relay, StartError> {
         let metrics = Arc::new(Metrics::new());
-        let server = server::Server::start(config, identity, metrics.clone())?;
+        let server = server::Server::start(config, identity, metrics.clone()).await?;
         let addr = server.local_addr().map_err(|source| StartError::Bind {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,

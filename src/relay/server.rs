@@ -1,34 +1,39 @@
-//! The relay's QUIC server: admission (limits, token, hello), the route
-//! table, and forwarding between a host and its guests.
+//! The relay's server: admission (limits, token, hello), the route table,
+//! and forwarding between a host and its guests, over QUIC (UDP) and over
+//! the TCP fallback (TLS over TCP on the same port number, for networks
+//! that block UDP).
 //!
-//! One task per client connection. A host's task reads the host's
-//! datagrams (`[guest id][packet]`) and sends each packet, untagged, on
-//! that guest's connection; a guest's task reads the guest's datagrams and
-//! sends them, tagged with the guest's id, on the host's connection.
-//! Sending a QUIC datagram never waits: each destination connection has a
-//! send buffer of [`RelayLimits::queue_packets`] packets that drops its
-//! oldest when full, so one stuck receiver costs only its own queue.
+//! One task per client. A host's task reads the host's packets
+//! (`[guest id][packet]`) and sends each, untagged, on that guest's
+//! [`Link`]; a guest's task reads the guest's packets and sends them,
+//! tagged with the guest's id, on the host's link. Sending never waits:
+//! each destination has a queue of [`RelayLimits::queue_packets`] packets
+//! that drops its oldest when full (quinn's datagram send buffer for QUIC,
+//! our own for TCP), so one stuck receiver costs only its own queue.
 //!
 //! The relay holds no key of the session: the packets it forwards are the
 //! inner QUIC connection's, encrypted end to end between guest and host.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use tokio::sync::{watch, Semaphore};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use super::limits::{RelayLimits, DRAIN_TIMEOUT, QUEUED_PACKET_BYTES};
 use super::metrics::{Metrics, Refusal};
 use crate::net::frame::{read_frame, write_frame};
 use crate::net::handshake::{decode_control, encode_control, peek_version};
 use crate::net::relay_proto::{
-    ClientHello, RelayRefusal, RelayReply, RouteId, MAX_INNER_PACKET, MAX_RELAY_CONTROL_LEN,
-    OUTER_MTU, PEER_TAG_LEN, RELAY_ALPN, RELAY_PROTOCOL_VERSION,
+    stream_kind, ClientHello, RelayRefusal, RelayReply, RouteId, MAX_INNER_PACKET,
+    MAX_RELAY_CONTROL_LEN, MAX_STREAM_FRAME, OUTER_MTU, PEER_TAG_LEN, RELAY_ALPN,
+    RELAY_PROTOCOL_VERSION,
 };
-use crate::net::tls::{server_config_with, HostIdentity};
+use crate::net::tls::{rustls_server_config, server_config_with, HostIdentity};
 
 /// Close codes of client connections (QUIC application codes).
 mod code {
@@ -59,7 +64,7 @@ pub struct ServerConfig {
 /// Why a relay could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The UDP address could not be bound.
+    /// The UDP or TCP address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
@@ -72,9 +77,131 @@ pub enum StartError {
     Tls(String),
 }
 
+/// One client's link to the relay.
+#[derive(Clone)]
+enum Link {
+    /// QUIC: packets are datagrams.
+    Quic(quinn::Connection),
+    /// The TCP fallback: packets are frames on a TLS stream.
+    Tcp(Arc<TcpLink>),
+}
+
+/// What became of a packet handed to a [`Link`].
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// Queued, and the destination's oldest packet was dropped for it.
+    QueuedDroppingOldest,
+    Closed,
+}
+
+impl Link {
+    fn send(&self, packet: Bytes) -> Sent {
+        match self {
+            Link::Quic(conn) => {
+                let full = conn.datagram_send_buffer_space() < packet.len();
+                match conn.send_datagram(packet) {
+                    Ok(()) if full => Sent::QueuedDroppingOldest,
+                    Ok(()) => Sent::Queued,
+                    Err(_) => Sent::Closed,
+                }
+            }
+            Link::Tcp(tcp) => tcp.push(packet),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match self {
+            Link::Quic(conn) => conn.close_reason().is_some(),
+            Link::Tcp(tcp) => *tcp.closed.borrow(),
+        }
+    }
+
+    async fn closed(&self) {
+        match self {
+            Link::Quic(conn) => {
+                conn.closed().await;
+            }
+            Link::Tcp(tcp) => {
+                let mut rx = tcp.closed.subscribe();
+                let _ = rx.wait_for(|c| *c).await;
+            }
+        }
+    }
+
+    fn close(&self, code: u32, reason: &str) {
+        match self {
+            Link::Quic(conn) => conn.close(code.into(), reason.as_bytes()),
+            Link::Tcp(tcp) => tcp.close(reason),
+        }
+    }
+}
+
+/// The relay's side of a TCP client: a bounded queue that drops its oldest
+/// packet when full, drained by the client's writer task.
+struct TcpLink {
+    queue: Mutex<VecDeque<Bytes>>,
+    cap: usize,
+    wake: Notify,
+    /// Why the relay closes the link (sent to the client), once set.
+    closing: watch::Sender<Option<String>>,
+    closed: watch::Sender<bool>,
+}
+
+impl TcpLink {
+    fn new(cap: usize) -> Self {
+        TcpLink {
+            queue: Mutex::new(VecDeque::new()),
+            cap: cap.max(1),
+            wake: Notify::new(),
+            closing: watch::Sender::new(None),
+            closed: watch::Sender::new(false),
+        }
+    }
+
+    fn push(&self, packet: Bytes) -> Sent {
+        if *self.closed.borrow() {
+            return Sent::Closed;
+        }
+        let Ok(mut queue) = self.queue.lock() else {
+            return Sent::Closed;
+        };
+        let mut sent = Sent::Queued;
+        while queue.len() >= self.cap {
+            queue.pop_front();
+            sent = Sent::QueuedDroppingOldest;
+        }
+        queue.push_back(packet);
+        drop(queue);
+        self.wake.notify_one();
+        sent
+    }
+
+    fn pop(&self) -> Option<Bytes> {
+        self.queue.lock().ok().and_then(|mut q| q.pop_front())
+    }
+
+    fn close(&self, reason: &str) {
+        self.closing.send_if_modified(|c| {
+            if c.is_some() {
+                return false;
+            }
+            *c = Some(reason.to_owned());
+            true
+        });
+        // The writer sends the reason and ends.
+        self.wake.notify_one();
+    }
+
+    fn mark_closed(&self) {
+        self.closed.send_replace(true);
+        self.wake.notify_one();
+    }
+}
+
 struct Route {
-    host: quinn::Connection,
-    guests: Mutex<HashMap<u64, quinn::Connection>>,
+    host: Link,
+    guests: Mutex<HashMap<u64, Link>>,
     limiter: DefaultDirectRateLimiter,
 }
 
@@ -93,6 +220,8 @@ struct Table {
     routes: HashMap<RouteId, Arc<Route>>,
     per_ip: HashMap<IpAddr, usize>,
     next_guest: u64,
+    /// Every TCP client, so a shutdown can tell them.
+    tcp: Vec<std::sync::Weak<TcpLink>>,
 }
 
 struct Shared {
@@ -102,18 +231,21 @@ struct Shared {
     quota: Quota,
     metrics: Arc<Metrics>,
     tap: Option<Tap>,
+    handshakes: Arc<Semaphore>,
 }
 
 /// A running relay server.
 pub struct Server {
     endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
-    /// Binds and starts serving with `identity`.
-    pub fn start(
+    /// Binds UDP and TCP on `config.listen` (TCP on the port UDP got) and
+    /// starts serving with `identity`.
+    pub async fn start(
         config: ServerConfig,
         identity: &HostIdentity,
         metrics: Arc<Metrics>,
@@ -132,9 +264,21 @@ impl Server {
         transport.datagram_receive_buffer_size(Some(queue_bytes));
         let server = server_config_with(identity, RELAY_ALPN, transport)
             .map_err(|e| StartError::Tls(e.to_string()))?;
+        let tls = rustls_server_config(identity, RELAY_ALPN)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
         let endpoint =
             quinn::Endpoint::server(server, config.listen).map_err(|source| StartError::Bind {
                 addr: config.listen,
+                source,
+            })?;
+        let udp_addr = endpoint.local_addr().map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let tcp = tokio::net::TcpListener::bind(udp_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: udp_addr,
                 source,
             })?;
         let rate = NonZeroU32::new(limits.rate_bytes_per_sec).unwrap_or(NonZeroU32::MIN);
@@ -146,20 +290,34 @@ impl Server {
             }),
             tokens: config.tokens,
             quota: Quota::per_second(rate).allow_burst(burst),
+            handshakes: Arc::new(Semaphore::new(limits.max_handshakes.max(1))),
             limits,
             metrics,
             tap: config.tap,
         });
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(endpoint.clone(), shared, stopped));
+        let tasks = vec![
+            tokio::spawn(accept_quic(
+                endpoint.clone(),
+                shared.clone(),
+                stopped.clone(),
+            )),
+            tokio::spawn(accept_tcp(
+                tcp,
+                tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+                shared.clone(),
+                stopped,
+            )),
+        ];
         Ok(Server {
             endpoint,
+            shared,
             stop,
-            task,
+            tasks,
         })
     }
 
-    /// The bound UDP address.
+    /// The bound address (UDP; TCP listens on the same).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.endpoint.local_addr()
     }
@@ -168,66 +326,62 @@ impl Server {
     /// (bounded) for them to hear it.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        let reason = "the relay is shutting down";
         self.endpoint
-            .close(code::SHUTTING_DOWN.into(), b"the relay is shutting down");
-        let _ = tokio::time::timeout(DRAIN_TIMEOUT, self.endpoint.wait_idle()).await;
-        self.task.abort();
+            .close(code::SHUTTING_DOWN.into(), reason.as_bytes());
+        let tcp: Vec<Arc<TcpLink>> = self
+            .shared
+            .table
+            .lock()
+            .map(|t| t.tcp.iter().filter_map(|w| w.upgrade()).collect())
+            .unwrap_or_default();
+        for link in &tcp {
+            link.close(reason);
+        }
+        let tcp_done = async {
+            for link in &tcp {
+                let mut rx = link.closed.subscribe();
+                let _ = rx.wait_for(|c| *c).await;
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            tokio::join!(self.endpoint.wait_idle(), tcp_done)
+        })
+        .await;
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
-async fn accept_loop(
-    endpoint: quinn::Endpoint,
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let handshakes = Arc::new(Semaphore::new(shared.limits.max_handshakes.max(1)));
-    loop {
-        let incoming = tokio::select! {
-            incoming = endpoint.accept() => match incoming {
-                Some(incoming) => incoming,
-                None => return,
-            },
-            _ = stopped.changed() => return,
-        };
-        let ip = incoming.remote_address().ip();
-        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
-            shared.metrics.refused(Refusal::Handshakes);
-            incoming.refuse();
-            continue;
-        };
-        if !shared.count_ip(ip) {
-            shared.metrics.refused(Refusal::PerAddress);
-            incoming.refuse();
-            continue;
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        self.endpoint.close(code::NORMAL.into(), b"");
+        for task in &self.tasks {
+            task.abort();
         }
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let admitted = tokio::time::timeout(
-                shared.limits.register_timeout,
-                admit(incoming, &shared, permit),
-            )
-            .await;
-            match admitted {
-                Ok(Some(client)) => serve(client, &shared).await,
-                Ok(None) => {}
-                Err(_) => shared.metrics.refused(Refusal::RegisterTimeout),
-            }
-            shared.uncount_ip(ip);
-        });
     }
 }
 
 impl Shared {
-    fn count_ip(&self, ip: IpAddr) -> bool {
+    /// Takes a handshake slot and counts a connection from `ip`; `None`
+    /// (and the refusal counted) when either limit is reached.
+    fn admit_connection(&self, ip: IpAddr) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+            self.metrics.refused(Refusal::Handshakes);
+            return None;
+        };
         let Ok(mut table) = self.table.lock() else {
-            return false;
+            return None;
         };
         let n = table.per_ip.entry(ip).or_insert(0);
         if *n >= self.limits.max_conns_per_ip {
-            return false;
+            self.metrics.refused(Refusal::PerAddress);
+            return None;
         }
         *n += 1;
-        true
+        Some(permit)
     }
 
     fn uncount_ip(&self, ip: IpAddr) {
@@ -248,29 +402,137 @@ impl Shared {
     }
 }
 
-/// An admitted client, ready to forward.
-enum Client {
-    Host {
-        conn: quinn::Connection,
-        route: RouteId,
-        state: Arc<Route>,
-        _control: (quinn::SendStream, quinn::RecvStream),
-    },
-    Guest {
-        conn: quinn::Connection,
-        id: u64,
-        route: RouteId,
-        state: Arc<Route>,
-        _control: (quinn::SendStream, quinn::RecvStream),
-    },
+async fn accept_quic(
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => match incoming {
+                Some(incoming) => incoming,
+                None => return,
+            },
+            _ = stopped.changed() => return,
+        };
+        let ip = incoming.remote_address().ip();
+        let Some(permit) = shared.admit_connection(ip) else {
+            incoming.refuse();
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let admitted = tokio::time::timeout(
+                shared.limits.register_timeout,
+                admit_quic(incoming, &shared, permit),
+            )
+            .await;
+            match admitted {
+                Ok(Some(client)) => serve_quic(client, &shared).await,
+                Ok(None) => {}
+                Err(_) => shared.metrics.refused(Refusal::RegisterTimeout),
+            }
+            shared.uncount_ip(ip);
+        });
+    }
+}
+
+async fn accept_tcp(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shared: Arc<Shared>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a moment.
+                    tracing::warn!(%e, "cannot accept a TCP client");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => return,
+        };
+        let ip = remote.ip();
+        let Some(permit) = shared.admit_connection(ip) else {
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            serve_tcp(stream, acceptor, &shared, permit).await;
+            shared.uncount_ip(ip);
+        });
+    }
+}
+
+/// A client that said hello and was let in.
+struct Admitted {
+    route: RouteId,
+    state: Arc<Route>,
+    /// The guest's id; `None` for the host.
+    guest: Option<u64>,
+}
+
+/// What to do with a hello: admit, or refuse (with an answer for the
+/// client when there is one to give).
+fn decide(shared: &Shared, frame: &[u8], link: &Link) -> Result<Admitted, Option<RelayRefusal>> {
+    let version = peek_version(frame).map_err(|_| {
+        shared.metrics.refused(Refusal::Malformed);
+        None
+    })?;
+    if version != RELAY_PROTOCOL_VERSION {
+        shared.metrics.refused(Refusal::Version);
+        return Err(Some(RelayRefusal::VersionMismatch {
+            relay_version: RELAY_PROTOCOL_VERSION,
+        }));
+    }
+    let hello = decode_control::<ClientHello>(frame).map_err(|_| {
+        shared.metrics.refused(Refusal::Malformed);
+        None
+    })?;
+    let outcome = match hello {
+        ClientHello::Host { route, token } => {
+            register(shared, link, route, token.as_deref()).map(|state| Admitted {
+                route,
+                state,
+                guest: None,
+            })
+        }
+        ClientHello::Guest { route } => attach(shared, link, route).map(|(state, id)| Admitted {
+            route,
+            state,
+            guest: Some(id),
+        }),
+    };
+    outcome.map_err(|(why, metric)| {
+        shared.metrics.refused(metric);
+        Some(why)
+    })
+}
+
+fn reply_frame(reply: &RelayReply) -> Option<Vec<u8>> {
+    encode_control(RELAY_PROTOCOL_VERSION, reply).ok()
+}
+
+/// An admitted QUIC client.
+struct QuicClient {
+    conn: quinn::Connection,
+    admitted: Admitted,
+    _control: (quinn::SendStream, quinn::RecvStream),
 }
 
 /// Runs the QUIC handshake and the hello; registers or attaches.
-async fn admit(
+async fn admit_quic(
     incoming: quinn::Incoming,
     shared: &Shared,
     permit: tokio::sync::OwnedSemaphorePermit,
-) -> Option<Client> {
+) -> Option<QuicClient> {
     let conn = incoming.accept().ok()?.await.ok()?;
     drop(permit);
     let (mut send, mut recv) = conn.accept_bi().await.ok()?;
@@ -283,99 +545,313 @@ async fn admit(
             return None;
         }
     };
-    let refuse = |why: RelayRefusal, metric: Refusal| {
-        shared.metrics.refused(metric);
-        encode_control(RELAY_PROTOCOL_VERSION, &RelayReply::Refused(why)).ok()
-    };
-    let version = match peek_version(&frame) {
-        Ok(v) => v,
-        Err(_) => {
-            shared.metrics.refused(Refusal::Malformed);
+    let link = Link::Quic(conn.clone());
+    match decide(shared, &frame, &link) {
+        Err(None) => {
             conn.close(code::PROTOCOL.into(), b"malformed hello");
-            return None;
-        }
-    };
-    if version != RELAY_PROTOCOL_VERSION {
-        let reply = refuse(
-            RelayRefusal::VersionMismatch {
-                relay_version: RELAY_PROTOCOL_VERSION,
-            },
-            Refusal::Version,
-        );
-        say_and_close(&conn, &mut send, reply).await;
-        return None;
-    }
-    let Ok(hello) = decode_control::<ClientHello>(&frame) else {
-        shared.metrics.refused(Refusal::Malformed);
-        conn.close(code::PROTOCOL.into(), b"malformed hello");
-        return None;
-    };
-    let outcome = match hello {
-        ClientHello::Host { route, token } => {
-            register(shared, &conn, route, token.as_deref()).map(|state| (route, state, None))
-        }
-        ClientHello::Guest { route } => {
-            attach(shared, &conn, route).map(|(state, id)| (route, state, Some(id)))
-        }
-    };
-    match outcome {
-        Err((why, metric)) => {
-            let reply = refuse(why, metric);
-            say_and_close(&conn, &mut send, reply).await;
             None
         }
-        Ok((route, state, guest)) => {
-            let reply = encode_control(RELAY_PROTOCOL_VERSION, &RelayReply::Accepted).ok()?;
-            if write_frame(&mut send, &reply, MAX_RELAY_CONTROL_LEN)
-                .await
-                .is_err()
-            {
-                forget(shared, &route, guest);
+        Err(Some(why)) => {
+            if let Some(reply) = reply_frame(&RelayReply::Refused(why)) {
+                if write_frame(&mut send, &reply, MAX_RELAY_CONTROL_LEN)
+                    .await
+                    .is_ok()
+                {
+                    let _ = send.finish();
+                    // The client closes once it has read the answer.
+                    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn.closed()).await;
+                }
+            }
+            conn.close(code::REFUSED.into(), b"refused");
+            None
+        }
+        Ok(admitted) => {
+            let sent = match reply_frame(&RelayReply::Accepted) {
+                Some(reply) => write_frame(&mut send, &reply, MAX_RELAY_CONTROL_LEN)
+                    .await
+                    .is_ok(),
+                None => false,
+            };
+            if !sent {
+                forget(shared, &admitted);
                 return None;
             }
-            shared.metrics.peer_joined();
-            Some(match guest {
-                None => Client::Host {
-                    conn,
-                    route,
-                    state,
-                    _control: (send, recv),
-                },
-                Some(id) => Client::Guest {
-                    conn,
-                    id,
-                    route,
-                    state,
-                    _control: (send, recv),
-                },
+            Some(QuicClient {
+                conn,
+                admitted,
+                _control: (send, recv),
             })
         }
     }
 }
 
-async fn say_and_close(
-    conn: &quinn::Connection,
-    send: &mut quinn::SendStream,
-    reply: Option<Vec<u8>>,
-) {
-    if let Some(reply) = reply {
-        if write_frame(send, &reply, MAX_RELAY_CONTROL_LEN)
-            .await
-            .is_ok()
-        {
-            let _ = send.finish();
-            // The client closes once it has read the answer.
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn.closed()).await;
+async fn serve_quic(client: QuicClient, shared: &Shared) {
+    shared.metrics.peer_joined();
+    let QuicClient { conn, admitted, .. } = client;
+    let state = admitted.state.clone();
+    let host_gone = state.host.closed();
+    tokio::pin!(host_gone);
+    loop {
+        tokio::select! {
+            datagram = conn.read_datagram() => match datagram {
+                Ok(d) => match admitted.guest {
+                    None => from_host(d, &state, shared),
+                    Some(id) => from_guest(id, &d, &state, shared),
+                },
+                Err(_) => break,
+            },
+            _ = &mut host_gone, if admitted.guest.is_some() => {
+                conn.close(code::HOST_GONE.into(), HOST_GONE_REASON.as_bytes());
+                break;
+            }
         }
     }
-    conn.close(code::REFUSED.into(), b"refused");
+    gone(&admitted, shared);
+}
+
+/// Why guests' links end when their host's does.
+const HOST_GONE_REASON: &str = "the host left the relay";
+
+/// Runs TLS and the hello over TCP, then forwards until either side stops.
+async fn serve_tcp(
+    stream: tokio::net::TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    shared: &Shared,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let deadline = tokio::time::Instant::now() + shared.limits.register_timeout;
+    let tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(_)) => return,
+        Err(_) => {
+            shared.metrics.refused(Refusal::RegisterTimeout);
+            return;
+        }
+    };
+    drop(permit);
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let frame =
+        match tokio::time::timeout_at(deadline, read_frame(&mut rd, MAX_RELAY_CONTROL_LEN)).await {
+            Ok(Ok(Some(frame))) => frame,
+            Ok(Ok(None)) => return,
+            Ok(Err(_)) => {
+                shared.metrics.refused(Refusal::Malformed);
+                return;
+            }
+            Err(_) => {
+                shared.metrics.refused(Refusal::RegisterTimeout);
+                return;
+            }
+        };
+    let tcp = Arc::new(TcpLink::new(shared.limits.queue_packets));
+    let link = Link::Tcp(tcp.clone());
+    let admitted = match decide(shared, &frame, &link) {
+        Err(why) => {
+            if let Some(reply) = why.and_then(|w| reply_frame(&RelayReply::Refused(w))) {
+                let _ = write_frame(&mut wr, &reply, MAX_RELAY_CONTROL_LEN).await;
+            }
+            let _ = wr.shutdown().await;
+            return;
+        }
+        Ok(admitted) => admitted,
+    };
+    let accepted = match reply_frame(&RelayReply::Accepted) {
+        Some(reply) => write_frame(&mut wr, &reply, MAX_RELAY_CONTROL_LEN)
+            .await
+            .is_ok(),
+        None => false,
+    };
+    if !accepted {
+        forget(shared, &admitted);
+        return;
+    }
+    if let Ok(mut table) = shared.table.lock() {
+        table.tcp.retain(|w| w.strong_count() > 0);
+        table.tcp.push(Arc::downgrade(&tcp));
+    }
+    shared.metrics.peer_joined();
+    let writer = tokio::spawn(tcp_writer(wr, tcp.clone()));
+    let state = admitted.state.clone();
+    let host_gone = state.host.closed();
+    tokio::pin!(host_gone);
+    loop {
+        let frame = tokio::select! {
+            f = tokio::time::timeout(shared.limits.idle_timeout, read_frame(&mut rd, MAX_STREAM_FRAME)) => f,
+            _ = &mut host_gone, if admitted.guest.is_some() => {
+                tcp.close(HOST_GONE_REASON);
+                break;
+            }
+            _ = wait_closing(&tcp) => break,
+        };
+        let frame = match frame {
+            Ok(Ok(Some(frame))) => frame,
+            // Idle, closed, or a frame over the limit: this client is done.
+            Err(_) | Ok(Ok(None)) => break,
+            Ok(Err(_)) => {
+                shared.metrics.dropped(super::metrics::Drop::Malformed);
+                tcp.close("protocol violation: bad frame");
+                break;
+            }
+        };
+        let Some((&kind, body)) = frame.split_first() else {
+            continue;
+        };
+        match kind {
+            stream_kind::PACKET => {
+                let body = Bytes::copy_from_slice(body);
+                match admitted.guest {
+                    None => from_host(body, &state, shared),
+                    Some(id) => from_guest(id, &body, &state, shared),
+                }
+            }
+            stream_kind::CLOSE => break,
+            _ => {}
+        }
+    }
+    gone(&admitted, shared);
+    // Let the writer send a close reason, if there is one, then end.
+    tcp.close("");
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, writer).await;
+    tcp.mark_closed();
+}
+
+async fn wait_closing(tcp: &TcpLink) {
+    let mut rx = tcp.closing.subscribe();
+    let _ = rx.wait_for(|c| c.is_some()).await;
+}
+
+/// Writes a TCP client's queue to it; on close, a CLOSE frame with the
+/// reason.
+async fn tcp_writer<W: AsyncWrite + Unpin>(mut wr: W, tcp: Arc<TcpLink>) {
+    let mut frame = Vec::with_capacity(MAX_STREAM_FRAME + 4);
+    loop {
+        while let Some(packet) = tcp.pop() {
+            frame.clear();
+            frame.push(stream_kind::PACKET);
+            frame.extend_from_slice(&packet);
+            if write_frame(&mut wr, &frame, MAX_STREAM_FRAME)
+                .await
+                .is_err()
+            {
+                tcp.mark_closed();
+                return;
+            }
+        }
+        let closing = tcp.closing.borrow().clone();
+        if let Some(reason) = closing {
+            if !reason.is_empty() {
+                let mut frame = vec![stream_kind::CLOSE];
+                frame.extend_from_slice(reason.as_bytes());
+                frame.truncate(MAX_STREAM_FRAME);
+                let _ = write_frame(&mut wr, &frame, MAX_STREAM_FRAME).await;
+            }
+            let _ = wr.flush().await;
+            let _ = wr.shutdown().await;
+            tcp.mark_closed();
+            return;
+        }
+        if wr.flush().await.is_err() {
+            tcp.mark_closed();
+            return;
+        }
+        tcp.wake.notified().await;
+    }
+}
+
+/// A packet from the host: `[guest id][packet]`, for that guest.
+fn from_host(datagram: Bytes, state: &Route, shared: &Shared) {
+    if datagram.len() <= PEER_TAG_LEN || datagram.len() > PEER_TAG_LEN + MAX_INNER_PACKET {
+        shared.metrics.dropped(super::metrics::Drop::Malformed);
+        return;
+    }
+    let mut tag = [0u8; PEER_TAG_LEN];
+    tag.copy_from_slice(&datagram[..PEER_TAG_LEN]);
+    let id = u64::from_be_bytes(tag);
+    let guest = state.guests.lock().ok().and_then(|g| g.get(&id).cloned());
+    let Some(guest) = guest else {
+        shared.metrics.dropped(super::metrics::Drop::UnknownPeer);
+        return;
+    };
+    let packet = datagram.slice(PEER_TAG_LEN..);
+    shared.tap(&packet);
+    forward(&guest, packet, state, shared);
+}
+
+/// A packet from guest `id`, for the host, tagged with the guest's id.
+fn from_guest(id: u64, datagram: &[u8], state: &Route, shared: &Shared) {
+    if datagram.is_empty() || datagram.len() > MAX_INNER_PACKET {
+        shared.metrics.dropped(super::metrics::Drop::Malformed);
+        return;
+    }
+    let mut tagged = Vec::with_capacity(PEER_TAG_LEN + datagram.len());
+    tagged.extend_from_slice(&id.to_be_bytes());
+    tagged.extend_from_slice(datagram);
+    shared.tap(datagram);
+    forward(&state.host, Bytes::from(tagged), state, shared);
+}
+
+fn forward(to: &Link, packet: Bytes, state: &Route, shared: &Shared) {
+    let len = packet.len();
+    if !state.allow(len) {
+        shared.metrics.dropped(super::metrics::Drop::RateLimited);
+        return;
+    }
+    match to.send(packet) {
+        Sent::Queued => shared.metrics.forwarded(len),
+        Sent::QueuedDroppingOldest => {
+            shared.metrics.dropped(super::metrics::Drop::QueueFull);
+            shared.metrics.forwarded(len);
+        }
+        Sent::Closed => {}
+    }
+}
+
+/// A client's link ended: a host takes its session (and its guests' links)
+/// with it; a guest leaves its session.
+fn gone(admitted: &Admitted, shared: &Shared) {
+    let Admitted {
+        route,
+        state,
+        guest,
+    } = admitted;
+    match guest {
+        None => {
+            let guests: Vec<Link> = state
+                .guests
+                .lock()
+                .map(|mut g| g.drain().map(|(_, l)| l).collect())
+                .unwrap_or_default();
+            for guest in guests {
+                guest.close(code::HOST_GONE, HOST_GONE_REASON);
+            }
+            if let Ok(mut table) = shared.table.lock() {
+                // Only our own registration: a new host may hold the route.
+                if table
+                    .routes
+                    .get(route)
+                    .is_some_and(|r| Arc::ptr_eq(r, state))
+                {
+                    table.routes.remove(route);
+                }
+                shared.metrics.set_sessions(table.routes.len());
+            }
+            tracing::info!(?route, "session gone");
+        }
+        Some(id) => {
+            if let Ok(mut guests) = state.guests.lock() {
+                guests.remove(id);
+            }
+            tracing::debug!(?route, id, "guest detached");
+        }
+    }
+    shared.metrics.peer_left();
 }
 
 type Refused = (RelayRefusal, Refusal);
 
 fn register(
     shared: &Shared,
-    conn: &quinn::Connection,
+    link: &Link,
     route: RouteId,
     token: Option<&str>,
 ) -> Result<Arc<Route>, Refused> {
@@ -390,7 +866,7 @@ fn register(
         .lock()
         .map_err(|_| (RelayRefusal::ShuttingDown, Refusal::Internal))?;
     if let Some(existing) = table.routes.get(&route) {
-        if existing.host.close_reason().is_none() {
+        if !existing.host.is_closed() {
             return Err((RelayRefusal::RouteTaken, Refusal::RouteTaken));
         }
     }
@@ -398,21 +874,17 @@ fn register(
         return Err((RelayRefusal::TooManySessions, Refusal::Sessions));
     }
     let state = Arc::new(Route {
-        host: conn.clone(),
+        host: link.clone(),
         guests: Mutex::new(HashMap::new()),
         limiter: RateLimiter::direct(shared.quota),
     });
     table.routes.insert(route, state.clone());
     shared.metrics.set_sessions(table.routes.len());
-    tracing::info!(?route, remote = %conn.remote_address(), "session registered");
+    tracing::info!(?route, "session registered");
     Ok(state)
 }
 
-fn attach(
-    shared: &Shared,
-    conn: &quinn::Connection,
-    route: RouteId,
-) -> Result<(Arc<Route>, u64), Refused> {
+fn attach(shared: &Shared, link: &Link, route: RouteId) -> Result<(Arc<Route>, u64), Refused> {
     let mut table = shared
         .table
         .lock()
@@ -420,159 +892,41 @@ fn attach(
     let Some(state) = table
         .routes
         .get(&route)
-        .filter(|r| r.host.close_reason().is_none())
+        .filter(|r| !r.host.is_closed())
         .cloned()
     else {
         return Err((RelayRefusal::UnknownRoute, Refusal::UnknownRoute));
     };
-    let id = table.next_guest;
-    table.next_guest += 1;
     let Ok(mut guests) = state.guests.lock() else {
         return Err((RelayRefusal::ShuttingDown, Refusal::Internal));
     };
-    guests.retain(|_, c| c.close_reason().is_none());
+    guests.retain(|_, l| !l.is_closed());
     if guests.len() >= shared.limits.max_guests_per_session {
         return Err((RelayRefusal::TooManyGuests, Refusal::Guests));
     }
-    guests.insert(id, conn.clone());
+    let id = table.next_guest;
+    table.next_guest += 1;
+    guests.insert(id, link.clone());
     drop(guests);
     tracing::debug!(?route, id, "guest attached");
     Ok((state, id))
 }
 
 /// Removes a client that will not be served after all.
-fn forget(shared: &Shared, route: &RouteId, guest: Option<u64>) {
+fn forget(shared: &Shared, admitted: &Admitted) {
     let Ok(mut table) = shared.table.lock() else {
         return;
     };
-    match guest {
+    match admitted.guest {
         Some(id) => {
-            if let Some(state) = table.routes.get(route) {
-                if let Ok(mut guests) = state.guests.lock() {
-                    guests.remove(&id);
-                }
+            if let Ok(mut guests) = admitted.state.guests.lock() {
+                guests.remove(&id);
             }
         }
         None => {
-            table.routes.remove(route);
+            table.routes.remove(&admitted.route);
             shared.metrics.set_sessions(table.routes.len());
         }
-    }
-}
-
-async fn serve(client: Client, shared: &Shared) {
-    match client {
-        Client::Host {
-            conn, route, state, ..
-        } => {
-            serve_host(&conn, &state, shared).await;
-            // The host is gone: so is its session, and every guest's link.
-            let guests: Vec<quinn::Connection> = state
-                .guests
-                .lock()
-                .map(|mut g| g.drain().map(|(_, c)| c).collect())
-                .unwrap_or_default();
-            for guest in guests {
-                guest.close(code::HOST_GONE.into(), b"the host left the relay");
-            }
-            if let Ok(mut table) = shared.table.lock() {
-                // Only our own registration: a new host may hold the route.
-                if table
-                    .routes
-                    .get(&route)
-                    .is_some_and(|r| Arc::ptr_eq(r, &state))
-                {
-                    table.routes.remove(&route);
-                }
-                shared.metrics.set_sessions(table.routes.len());
-            }
-            tracing::info!(?route, "session gone");
-        }
-        Client::Guest {
-            conn,
-            id,
-            route,
-            state,
-            ..
-        } => {
-            serve_guest(&conn, id, &state, shared).await;
-            if let Ok(mut guests) = state.guests.lock() {
-                guests.remove(&id);
-            }
-            tracing::debug!(?route, id, "guest detached");
-        }
-    }
-    shared.metrics.peer_left();
-}
-
-/// Forwards what the host sends to the guest each packet names.
-async fn serve_host(conn: &quinn::Connection, state: &Route, shared: &Shared) {
-    while let Ok(datagram) = conn.read_datagram().await {
-        if datagram.len() <= PEER_TAG_LEN || datagram.len() > PEER_TAG_LEN + MAX_INNER_PACKET {
-            shared.metrics.dropped(super::metrics::Drop::Malformed);
-            continue;
-        }
-        let mut tag = [0u8; PEER_TAG_LEN];
-        tag.copy_from_slice(&datagram[..PEER_TAG_LEN]);
-        let id = u64::from_be_bytes(tag);
-        let guest = state.guests.lock().ok().and_then(|g| g.get(&id).cloned());
-        let Some(guest) = guest else {
-            shared.metrics.dropped(super::metrics::Drop::UnknownPeer);
-            continue;
-        };
-        let packet = datagram.slice(PEER_TAG_LEN..);
-        shared.tap(&packet);
-        forward(&guest, packet, state, shared);
-    }
-}
-
-/// Forwards what a guest sends to its host, tagged with the guest's id.
-async fn serve_guest(conn: &quinn::Connection, id: u64, state: &Route, shared: &Shared) {
-    let host_gone = state.host.closed();
-    tokio::pin!(host_gone);
-    loop {
-        let datagram = tokio::select! {
-            d = conn.read_datagram() => match d {
-                Ok(d) => d,
-                Err(_) => return,
-            },
-            _ = &mut host_gone => {
-                conn.close(code::HOST_GONE.into(), b"the host left the relay");
-                return;
-            }
-        };
-        if datagram.is_empty() || datagram.len() > MAX_INNER_PACKET {
-            shared.metrics.dropped(super::metrics::Drop::Malformed);
-            continue;
-        }
-        let mut tagged = Vec::with_capacity(PEER_TAG_LEN + datagram.len());
-        tagged.extend_from_slice(&id.to_be_bytes());
-        tagged.extend_from_slice(&datagram);
-        shared.tap(&datagram);
-        forward(&state.host, bytes::Bytes::from(tagged), state, shared);
-    }
-}
-
-fn forward(to: &quinn::Connection, packet: bytes::Bytes, state: &Route, shared: &Shared) {
-    let len = packet.len();
-    if !state.allow(len) {
-        shared.metrics.dropped(super::metrics::Drop::RateLimited);
-        return;
-    }
-    if to.datagram_send_buffer_space() < len {
-        // quinn makes room by dropping the destination's oldest packets.
-        shared.metrics.dropped(super::metrics::Drop::QueueFull);
-    }
-    if to.send_datagram(packet).is_ok() {
-        shared.metrics.forwarded(len);
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        self.endpoint.close(code::NORMAL.into(), b"");
-        self.task.abort();
     }
 }
 

@@ -111,26 +111,35 @@ pub struct SessionOptions {
     pub relay: Option<RelayAddr>,
     /// Host: the token a private relay wants.
     pub relay_token: Option<String>,
+    /// Host: why the config's relay line cannot be used, if it cannot (a
+    /// guest does not need it, so only sharing reports it).
+    pub relay_config_error: Option<String>,
 }
 
 impl SessionOptions {
-    /// Options from the user's config: approval, mode, relay. A relay line
-    /// that does not parse is an error naming the key.
+    /// Options from the user's config: approval, mode, relay, proxy. A
+    /// relay line that does not parse is kept as `relay_config_error`, for
+    /// the host to report when it shares.
     pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
-        let relay = match config.relay.as_deref() {
-            Some(text) => Some(
-                text.parse::<RelayAddr>()
-                    .map_err(|e| format!("config key relay = {text:?}: {e}"))?,
-            ),
-            None => None,
+        let (relay, relay_config_error) = match config.relay.as_deref() {
+            Some(text) => match text.parse::<RelayAddr>() {
+                Ok(relay) => (Some(relay), None),
+                Err(e) => (None, Some(format!("config key relay = {text:?}: {e}"))),
+            },
+            None => (None, None),
         };
-        Ok(SessionOptions {
+        let mut options = SessionOptions {
             approval: config.guest_approval,
             connection_mode: config.connection_mode,
             relay,
             relay_token: config.relay_token.clone(),
+            relay_config_error,
             ..SessionOptions::default()
-        })
+        };
+        if let Some(proxy) = &config.proxy {
+            options.connect.relay.proxy = Some(proxy.clone());
+        }
+        Ok(options)
     }
 }
 
@@ -144,6 +153,7 @@ impl Default for SessionOptions {
             connection_mode: ConnectionMode::Auto,
             relay: None,
             relay_token: None,
+            relay_config_error: None,
         }
     }
 }

@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 
 use super::{Profile, SessionOptions};
 use crate::config::ConnectionMode;
-use crate::net::limits::{GRACEFUL_CLOSE_TIMEOUT, HOST_PARTICIPANT_ID, RELAY_REGISTER_TIMEOUT};
+use crate::net::limits::{GRACEFUL_CLOSE_TIMEOUT, HOST_PARTICIPANT_ID};
 use crate::net::{
     connect, CloseCode, CloseReason, ConnectError, ConnectOptions, ConnectPaths, GuestProfile,
     HostEndpoint, InviteLink, Path, PeerConnection,
@@ -488,9 +488,17 @@ async fn host_main(
     let relay = opts.relay.clone();
     if mode == ConnectionMode::Relay && relay.is_none() {
         emit.emit(NetEvent::HostFailed {
-            message: NO_RELAY_CONFIGURED.into(),
+            message: opts
+                .relay_config_error
+                .clone()
+                .unwrap_or_else(|| NO_RELAY_CONFIGURED.into()),
         });
         return;
+    }
+    if let (Some(error), ConnectionMode::Auto) = (&opts.relay_config_error, mode) {
+        emit.emit(NetEvent::HostWarning {
+            message: format!("sharing directly only: {error}"),
+        });
     }
     let started = if mode == ConnectionMode::Relay {
         HostEndpoint::unbound(opts.host)
@@ -510,7 +518,7 @@ async fn host_main(
     let mut relay_socket = None;
     if let (Some(relay), true) = (&relay, mode != ConnectionMode::Direct) {
         let registered = tokio::select! {
-            r = endpoint.register_relay(relay, opts.relay_token.clone(), RELAY_REGISTER_TIMEOUT) => r,
+            r = endpoint.register_relay_with(relay, opts.relay_token.clone(), &opts.connect.relay) => r,
             _ = wait_for_shutdown(&mut cmds) => return,
         };
         match registered {
