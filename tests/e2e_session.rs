@@ -102,7 +102,7 @@ fn share_join_type_save_leave_end() {
     host.wait_text("Sharing");
     let link = link_from_screen(&host.screen());
     assert!(
-        link.starts_with("lshed://join/v1/"),
+        link.starts_with("lshed://join/v2/"),
         "link: {link}\n{}",
         host.screen()
     );

@@ -4,38 +4,22 @@
 //! Each host listens on 127.0.0.1 in a private port range so these tests
 //! neither collide with the net tests nor need the real range.
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use serde_json::{json, Value};
+use serde_json::json;
+
+#[path = "support/headless.rs"]
+mod headless;
+use headless::{folder, lshed, type_tokens_and_converge, wait_converged, Peer, RelayProcess, WAIT};
 
 #[path = "support/rng.rs"]
 mod rng;
 use rng::Rng;
 
 const PORTS: &str = "46100-46139";
-const WAIT: Duration = Duration::from_secs(20);
 
-struct Peer {
-    name: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: mpsc::Receiver<Value>,
-    next_id: u64,
-    _home: tempfile::TempDir,
-}
-
-fn home_for(name: &str, approval: &str) -> tempfile::TempDir {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(
-        home.path().join("config.toml"),
-        format!("guest_approval = \"{approval}\"\n[identity]\ndisplay_name = \"{name}\"\ncolor = \"#123456\"\n"),
-    )
-    .unwrap();
-    home
+fn config_for(name: &str, approval: &str) -> String {
+    format!("guest_approval = \"{approval}\"\n[identity]\ndisplay_name = \"{name}\"\ncolor = \"#123456\"\n")
 }
 
 impl Peer {
@@ -44,39 +28,9 @@ impl Peer {
     }
 
     fn spawn_env(name: &str, args: &[&str], approval: &str, env: &[(&str, &str)]) -> Peer {
-        let home = home_for(name, approval);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lshed"))
-            .args(args)
-            .envs(env.iter().copied())
-            .env("HOME", home.path())
-            .env("LSHED_CONFIG", home.path().join("config.toml"))
-            .env("XDG_CONFIG_HOME", home.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let who = name.to_string();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("{who}: not JSON ({e}): {line}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        Peer {
-            name: name.into(),
-            stdin: child.stdin.take(),
-            child,
-            lines: rx,
-            next_id: 1,
-            _home: home,
-        }
+        let mut cmd = lshed();
+        cmd.args(args).envs(env.iter().copied());
+        Peer::launch(name, cmd, &config_for(name, approval))
     }
 
     fn host(name: &str, root: &Path) -> (Peer, String) {
@@ -116,129 +70,6 @@ impl Peer {
         let joined = g.wait_event("joined");
         assert_eq!(joined["path"], "direct");
         g
-    }
-
-    fn next_line(&mut self) -> Value {
-        self.lines
-            .recv_timeout(WAIT)
-            .unwrap_or_else(|_| panic!("{}: no output within {WAIT:?}", self.name))
-    }
-
-    fn send_raw(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Sends a command and returns its result (or error) line.
-    fn cmd(&mut self, mut c: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        c["tag"] = json!(id);
-        self.send_raw(&c.to_string());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("{}: no answer to {c}", self.name));
-            if v["tag"] == json!(id) {
-                return v;
-            }
-        }
-    }
-
-    fn ok(&mut self, c: Value) -> Value {
-        let v = self.cmd(c.clone());
-        assert!(v.get("result").is_some(), "{}: {c} failed: {v}", self.name);
-        v
-    }
-
-    fn wait_event(&mut self, event: &str) -> Value {
-        self.wait_for(|v| v["event"] == event, event)
-    }
-
-    fn wait_for(&mut self, pred: impl Fn(&Value) -> bool, what: &str) -> Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) if pred(&v) => return v,
-                Ok(_) => {}
-                Err(_) => panic!("{}: no {what} within {WAIT:?}", self.name),
-            }
-        }
-    }
-
-    fn text(&mut self, path: &str) -> String {
-        let v = self.ok(json!({"cmd": "text", "path": path}));
-        v["text"].as_str().unwrap().to_string()
-    }
-
-    fn open(&mut self, path: &str) {
-        self.ok(json!({"cmd": "open", "path": path}));
-        self.wait_for(|v| v["event"] == "opened" && v["path"] == path, "opened");
-    }
-
-    fn my_id(&mut self) -> u64 {
-        self.ok(json!({"cmd": "state"}))["id"].as_u64().unwrap()
-    }
-
-    /// Waits for the process to exit (closing stdin first); kills it after a while.
-    fn finish(mut self) -> Option<i32> {
-        self.stdin.take();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("{} did not exit", self.name);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stdin.take();
-        if self.child.try_wait().ok().flatten().is_none() {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if self.child.try_wait().ok().flatten().is_some() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        let p: PathBuf = dir.path().join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    dir
-}
-
-fn wait_converged(peers: &mut [&mut Peer], path: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let texts: Vec<String> = peers.iter_mut().map(|p| p.text(path)).collect();
-        if texts.windows(2).all(|w| w[0] == w[1]) {
-            return texts[0].clone();
-        }
-        assert!(Instant::now() < deadline, "no convergence: {texts:#?}");
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -595,4 +426,61 @@ fn a_guest_that_stops_reading_is_dropped_not_buffered_forever() {
     );
     let text = wait_converged(&mut [&mut host, &mut fine], "big.txt");
     assert_eq!(text.len(), 16 * 256 * 1024 + 6);
+}
+
+/// A headless host in relay mode: no direct port, registered with `relay`.
+fn relay_host(name: &str, root: &Path, relay: &str) -> (Peer, String) {
+    let mut cmd = lshed();
+    cmd.args(["share", root.to_str().unwrap(), "--headless"]);
+    let mut host = Peer::launch(
+        name,
+        cmd,
+        &format!("relay = \"{relay}\"\nconnection_mode = \"relay\"\nguest_approval = \"auto\"\n[identity]\ndisplay_name = \"{name}\"\n"),
+    );
+    let link = host.shared_link();
+    (host, link)
+}
+
+#[test]
+fn a_session_through_a_real_relay_process() {
+    let state = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(lshed(), state.path(), "127.0.0.1:0");
+    let dir = folder(&[("notes.txt", "hello relay\n")]);
+    let (mut host, link) = relay_host("alice", dir.path(), &relay.relay);
+    let mut g1 = Peer::spawn("bob", &["join", &link, "--headless"], "prompt");
+    assert_eq!(g1.wait_event("joined")["path"], "relayed");
+    let mut g2 = Peer::spawn(
+        "carol",
+        &["join", &link, "--headless", "--connection-mode", "relay"],
+        "prompt",
+    );
+    assert_eq!(g2.wait_event("joined")["path"], "relayed");
+    host.ok(json!({"cmd": "open", "path": "notes.txt"}));
+    g1.open("notes.txt");
+    g2.open("notes.txt");
+    let text = type_tokens_and_converge(&mut [&mut host, &mut g1, &mut g2], "notes.txt");
+    g1.ok(json!({"cmd": "save", "path": "notes.txt"}));
+    g1.wait_event("saved");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(),
+        text
+    );
+
+    // The relay stops: its guests are told why, at once.
+    assert_eq!(relay.stop(), Some(0));
+    let ended = g2.wait_event("ended");
+    assert!(
+        ended["message"].as_str().unwrap().contains("relay"),
+        "{ended}"
+    );
+    // A restarted relay keeps its identity (same config line).
+    let again = RelayProcess::start(lshed(), state.path(), "127.0.0.1:0");
+    let fingerprint = |line: &str| line.split('@').next().unwrap().to_string();
+    assert_eq!(fingerprint(&again.relay), fingerprint(&link_relay(&link)));
+}
+
+/// The relay fingerprint a link carries, as `lshed relay` prints it.
+fn link_relay(link: &str) -> String {
+    let parsed: lshed::net::InviteLink = link.parse().unwrap();
+    parsed.relay.unwrap().to_string()
 }
