@@ -6,6 +6,10 @@
 
 mod common;
 
+#[path = "support/headless.rs"]
+#[allow(dead_code, unused_imports)]
+mod headless;
+
 use base64::Engine;
 use common::pty::PtyApp;
 use std::path::Path;
@@ -124,6 +128,14 @@ fn share_join_type_save_leave_end() {
     host.send(b"a");
     guest.wait_text("Joined");
     host.wait_text("bob joined");
+    // The guest's status line names the host's session, not its own folder.
+    let folder = shared
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    guest.wait_text(&format!("alice's {folder}"));
 
     // The guest sees the host's tree and opens README.md from it.
     guest.wait_text("README.md");
@@ -200,6 +212,80 @@ fn share_join_type_save_leave_end() {
     host.send(CTRL_Q);
     // Unsaved host buffer: discard.
     host.send(b"d");
+    host.wait_exit(Duration::from_secs(10));
+    host.assert_restored();
+}
+
+#[test]
+fn share_and_join_through_a_relay_process() {
+    let state = tempfile::tempdir().unwrap();
+    let relay = headless::RelayProcess::start(headless::lshed(), state.path(), "127.0.0.1:0");
+    let host_home = tempfile::tempdir().unwrap();
+    let guest_home = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let guest_dir = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("README.md"), "# Relayed\n").unwrap();
+    identity(
+        host_home.path(),
+        "alice",
+        &format!(
+            "guest_approval = \"prompt\"\nconnection_mode = \"relay\"\nrelay = \"{}\"",
+            relay.relay
+        ),
+    );
+    identity(guest_home.path(), "bob", "");
+
+    let mut host = PtyApp::spawn(&["."], shared.path(), host_home.path(), 100, 30);
+    host.wait_text("Inactive");
+    host.send(F5);
+    host.wait_text("Invite link");
+    host.wait_text("Sharing");
+    let link = link_from_screen(&host.screen());
+    let parsed: lshed::net::InviteLink = link.parse().unwrap();
+    assert!(parsed.direct.is_empty(), "relay mode: no direct address");
+    assert_eq!(parsed.relay.unwrap().to_string(), relay.relay);
+    host.send(ESC);
+
+    let mut guest = PtyApp::spawn(&["."], guest_dir.path(), guest_home.path(), 100, 30);
+    guest.wait_text("Inactive");
+    guest.send(F6);
+    guest.wait_text("Join: paste the invite link");
+    guest.paste(&link);
+    guest.send(ENTER);
+    host.wait_text("bob wants to join");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    host.send(b"a");
+    guest.wait_text("Joined · relayed");
+    host.wait_text("bob joined");
+    // The host's participants panel says how bob came in.
+    host.send(b"\x1b[18~");
+    host.wait_text("relayed");
+    host.send(ESC);
+
+    guest.wait_text("README.md");
+    guest.send(DOWN);
+    guest.send(ENTER);
+    guest.wait_text("# Relayed");
+    guest.send(CTRL_END);
+    guest.send(b" via relay");
+    guest.send(CTRL_S);
+    guest.wait_text("saved README.md on the host");
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("README.md")).unwrap(),
+        "# Relayed\n via relay"
+    );
+
+    guest.send(F9);
+    guest.wait_text("Inactive");
+    host.wait_text("bob left");
+    host.send(F10);
+    host.wait_for("host back to Inactive", Duration::from_secs(20), |s| {
+        s.lines().last().is_some_and(|l| l.contains("Inactive")) || s.contains(" Inactive ")
+    });
+    guest.send(CTRL_Q);
+    guest.wait_exit(Duration::from_secs(10));
+    guest.assert_restored();
+    host.send(CTRL_Q);
     host.wait_exit(Duration::from_secs(10));
     host.assert_restored();
 }

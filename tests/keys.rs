@@ -405,3 +405,32 @@ fn closing_find_forgets_the_query_so_typing_does_not_search() {
     keys(&mut app, "<C-f>dog<esc><F3>");
     assert!(app.find.is_some(), "F3 with no query opens the find bar");
 }
+
+#[test]
+fn an_info_box_gets_out_of_the_way_of_the_next_key() {
+    use lshed::tui::app::Overlay;
+    let dir = folder(&[("a.txt", "abc")]);
+    let mut app = app_at(&dir.path().join("a.txt"));
+    let info = || Overlay::Info {
+        title: "Invite link".into(),
+        body: "lshed://join/v2/…".into(),
+    };
+    // Typing goes to the buffer, not nowhere.
+    app.overlay = Some(info());
+    keys(&mut app, "x");
+    assert!(app.overlay.is_none());
+    assert_eq!(text(&app), "xabc");
+    // A command key runs its command.
+    app.overlay = Some(info());
+    keys(&mut app, "<C-p>");
+    assert!(
+        matches!(app.overlay, Some(Overlay::QuickOpen(_))),
+        "quick open is up"
+    );
+    // Esc only closes.
+    keys(&mut app, "<esc>");
+    app.overlay = Some(info());
+    keys(&mut app, "<esc>");
+    assert!(app.overlay.is_none());
+    assert_eq!(text(&app), "xabc");
+}

@@ -201,6 +201,8 @@ struct HostSide {
 #[derive(Debug, Default)]
 struct GuestSide {
     host_name: String,
+    /// The shared folder's name, as the host gave it.
+    host_folder: String,
     /// Files adopted into the store.
     open: BTreeSet<String>,
     welcomed: bool,
@@ -427,6 +429,13 @@ impl SessionCore {
         self.me
     }
 
+    /// A joined guest's name for the session it is in: the host's name
+    /// and the shared folder's (`alice's project`).
+    pub fn session_label(&self) -> Option<String> {
+        let g = self.guest_ref()?;
+        (g.welcomed && !g.over).then(|| format!("{}'s {}", g.host_name, g.host_folder))
+    }
+
     /// Direct or relayed, once connected (guest; the host: `None`).
     pub fn path_kind(&self) -> Option<Path> {
         self.path_kind
@@ -527,6 +536,13 @@ impl SessionCore {
         match &self.role {
             Role::Host(h) => Some(h),
             Role::Guest(_) => None,
+        }
+    }
+
+    fn guest_ref(&self) -> Option<&GuestSide> {
+        match &self.role {
+            Role::Guest(g) => Some(g),
+            Role::Host(_) => None,
         }
     }
 
@@ -647,8 +663,13 @@ impl SessionCore {
         p.read_only = false;
         p.path = Some(path);
         self.participants.insert(id, p.clone());
+        let folder = self
+            .host_ref()
+            .and_then(|h| h.root.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "folder".into());
         let welcome = HostToGuest::Welcome {
             host_name: self.profile.name.clone(),
+            folder,
             you: id,
             participants: self.participants.values().map(info_of).collect(),
             session_read_only: self.session_read_only,
@@ -1584,6 +1605,7 @@ impl SessionCore {
         match msg {
             HostToGuest::Welcome {
                 host_name,
+                folder,
                 you,
                 participants,
                 session_read_only,
@@ -1612,6 +1634,7 @@ impl SessionCore {
                 self.state = SessionState::Joined;
                 if let Some(g) = self.guest_mut() {
                     g.host_name = host_name.clone();
+                    g.host_folder = folder;
                     g.welcomed = true;
                 }
                 self.push(SessionEvent::Joined {

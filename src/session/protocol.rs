@@ -146,6 +146,9 @@ pub enum HostToGuest {
     Welcome {
         /// The host's display name.
         host_name: String,
+        /// The name of the shared folder (its last component only: never
+        /// the host's absolute path).
+        folder: String,
         /// The guest's own id.
         you: ParticipantId,
         /// Everyone in the session (host and guests, this guest included).
@@ -331,6 +334,7 @@ mod tests {
         let h = vec![
             HostToGuest::Welcome {
                 host_name: "Host".into(),
+                folder: "project".into(),
                 you: 3,
                 participants: vec![info.clone()],
                 session_read_only: false,

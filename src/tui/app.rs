@@ -1293,9 +1293,12 @@ impl App {
                     self.overlay = Some(Overlay::Confirm { kind, message });
                 }
             }
-            Overlay::Info { title, body } => {
-                if !matches!(key.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) {
-                    self.overlay = Some(Overlay::Info { title, body });
+            // Gets out of the way: any key closes it, and every key but
+            // Esc and Enter then does what it does (the next Ctrl+P, or
+            // typing, is not lost on a box the user has read).
+            Overlay::Info { .. } => {
+                if !matches!(key.code, KeyCode::Esc | KeyCode::Enter) {
+                    self.handle_key(key);
                 }
             }
             Overlay::Participants { selected } => self.participants_key(key, selected),

@@ -218,6 +218,10 @@ impl App {
 
     fn show_link(&mut self, link: &str) {
         self.copy_text(link);
+        let again = match self.keymap.keys_for(Command::CopyInviteLink).first() {
+            Some(key) => format!("; {key} shows it again"),
+            None => String::new(),
+        };
         let how = if self.clipboard.has_system() {
             "copied to the clipboard"
         } else {
@@ -227,7 +231,7 @@ impl App {
             title: "Invite link".into(),
             body: format!(
                 "{link}\n\n{how}; select it here to copy it by hand. Anyone with this link can join: \
-                 send it privately. Esc closes."
+                 send it privately. Any key closes this{again}."
             ),
         });
     }

@@ -480,10 +480,12 @@ impl App {
                 indent
             );
         } else {
-            left.push(Span::styled(
-                format!(" {}", self.editor.root.display()),
-                base,
-            ));
+            // A guest is in the host's folder, not its own.
+            let place = match self.session.as_ref().and_then(|s| s.session_label()) {
+                Some(label) => label,
+                None => self.editor.root.display().to_string(),
+            };
+            left.push(Span::styled(format!(" {place}"), base));
         }
         let fb = frame.buffer_mut();
         fb.set_style(area, base);
