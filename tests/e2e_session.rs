@@ -7,7 +7,6 @@
 mod common;
 
 #[path = "support/headless.rs"]
-#[allow(dead_code, unused_imports)]
 mod headless;
 
 use base64::Engine;
