@@ -14,6 +14,13 @@ pub struct Cli {
     #[arg(default_value = ".")]
     pub path: PathBuf,
 
+    /// Register lshed as the desktop's handler of lshed:// links (writes an
+    /// XDG desktop entry to ~/.local/share/applications and, where xdg-mime
+    /// exists, makes it the default), so "Launch lshed" on a relay's join
+    /// page opens a terminal that joins.
+    #[arg(long)]
+    pub register_url_handler: bool,
+
     /// What to do instead of opening the editor.
     #[command(subcommand)]
     pub command: Option<Sub>,
@@ -97,11 +104,29 @@ pub struct RelayArgs {
     /// A session's burst allowance, bytes.
     #[arg(long, value_name = "BYTES", default_value_t = crate::relay::limits::SESSION_BURST_BYTES)]
     pub burst: u32,
+    /// Serve the join page (invite links that open in a browser) on this
+    /// TCP address: plain HTTP, or HTTPS with --web-cert and --web-key.
+    #[arg(long, value_name = "ADDR")]
+    pub web_listen: Option<std::net::SocketAddr>,
+    /// The base URL people reach the join page at, e.g.
+    /// https://relay.example.org (default: from --public-addr's host and
+    /// --web-listen's port).
+    #[arg(long, value_name = "URL", requires = "web_listen")]
+    pub public_url: Option<String>,
+    /// PEM certificate chain for the join page (HTTPS).
+    #[arg(long, value_name = "FILE", requires_all = ["web_listen", "web_key"])]
+    pub web_cert: Option<PathBuf>,
+    /// PEM private key for the join page (HTTPS).
+    #[arg(long, value_name = "FILE", requires = "web_cert")]
+    pub web_key: Option<PathBuf>,
 }
 
 /// Parses arguments and runs. Returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if cli.register_url_handler {
+        return register_url_handler();
+    }
     let path = match cli.command {
         Some(Sub::Open { path }) => path,
         Some(Sub::Relay(args)) => return run_relay(args),
@@ -148,6 +173,69 @@ pub fn main() -> i32 {
     }
 }
 
+/// Name of the desktop entry `--register-url-handler` writes.
+const URL_HANDLER_ENTRY: &str = "lshed-join.desktop";
+
+fn register_url_handler() -> i32 {
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("lshed: cannot tell where this lshed is installed: {e}");
+            return 1;
+        }
+    };
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    let Some(data) = data else {
+        eprintln!(
+            "lshed: neither XDG_DATA_HOME nor HOME is set: nowhere to write the desktop entry"
+        );
+        return 1;
+    };
+    let dir = data.join("applications");
+    let path = dir.join(URL_HANDLER_ENTRY);
+    // Desktop entries quote with double quotes; an exe path holding one
+    // (or a newline) cannot be written safely.
+    let exe_text = exe.to_string_lossy();
+    if exe_text.contains(['"', '\n', '\\', '`', '$']) {
+        eprintln!("lshed: cannot register {exe_text:?}: its path holds characters a desktop entry cannot quote");
+        return 1;
+    }
+    let entry = format!(
+        "[Desktop Entry]\nType=Application\nName=lshed (join a session)\nComment=Join an lshed session from an lshed:// invite link\nExec=\"{exe_text}\" join %u\nTerminal=true\nNoDisplay=true\nMimeType=x-scheme-handler/lshed;\n"
+    );
+    if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, entry)) {
+        eprintln!("lshed: cannot write {}: {e}", path.display());
+        return 1;
+    }
+    println!(
+        "wrote {}: lshed:// links open `{exe_text} join LINK` in a terminal",
+        path.display()
+    );
+    let ran = |cmd: &str, args: &[&str]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if ran(
+        "xdg-mime",
+        &["default", URL_HANDLER_ENTRY, "x-scheme-handler/lshed"],
+    ) {
+        println!("made it the default handler of lshed:// links (xdg-mime)");
+    } else {
+        println!("xdg-mime is not available: to make it the default handler, run\n  xdg-mime default {URL_HANDLER_ENTRY} x-scheme-handler/lshed");
+    }
+    let _ = ran("update-desktop-database", &[&dir.to_string_lossy()]);
+    println!("undo: rm {}", path.display());
+    0
+}
+
 fn run_relay(args: RelayArgs) -> i32 {
     let limits = crate::relay::RelayLimits {
         max_sessions: args.max_sessions,
@@ -163,7 +251,17 @@ fn run_relay(args: RelayArgs) -> i32 {
             return 2;
         }
     }
+    let web = args.web_listen.map(|listen| crate::relay::WebOptions {
+        listen,
+        tls: args.web_cert.zip(args.web_key),
+        public_url: args.public_url,
+        public_host: args
+            .public_addr
+            .as_deref()
+            .and_then(|a| a.rsplit_once(':').map(|(h, _)| h.to_owned())),
+    });
     crate::relay::run(crate::relay::RunOptions {
+        web,
         listen: args.listen,
         public: args.public_addr,
         state_dir: args

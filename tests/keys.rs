@@ -434,3 +434,35 @@ fn an_info_box_gets_out_of_the_way_of_the_next_key() {
     assert!(app.overlay.is_none());
     assert_eq!(text(&app), "xabc");
 }
+
+#[test]
+fn open_link_under_cursor_copies_it_where_there_is_no_browser() {
+    let dir = folder(&[(
+        "links.md",
+        "docs at https://example.org/guide, invite lshed://join/v2/AAAA\n",
+    )]);
+    let mut app = app_at(&dir.path().join("links.md"));
+    std::env::remove_var("DISPLAY");
+    std::env::remove_var("WAYLAND_DISPLAY");
+    // Nothing under the cursor at column 0 ("docs").
+    app.run(lshed::editor::Command::OpenLink);
+    assert!(app.editor.register.is_empty());
+    // On the URL: no browser in a test, so it is copied, and the user told.
+    keys(
+        &mut app,
+        "<right><right><right><right><right><right><right><right><right><right>",
+    );
+    app.run(lshed::editor::Command::OpenLink);
+    assert_eq!(app.editor.register, "https://example.org/guide");
+    let s = screen(&mut app, 100, 10).join("\n");
+    assert!(s.contains("copied instead"), "{s}");
+    // On an lshed link: the join prompt, holding it.
+    keys(&mut app, "<end><left>");
+    app.run(lshed::editor::Command::OpenLink);
+    let s = screen(&mut app, 100, 10).join("\n");
+    assert!(s.contains("lshed://join/v2/AAAA"), "{s}");
+    assert!(
+        matches!(app.overlay, Some(lshed::tui::app::Overlay::Prompt { .. })),
+        "the join prompt is up"
+    );
+}

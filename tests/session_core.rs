@@ -49,6 +49,7 @@ impl Net {
         host.core.handle_net(
             NetEvent::HostStarted {
                 link: "lshed://test".into(),
+                url: None,
             },
             &mut host.store,
         );

@@ -112,6 +112,8 @@ commands! {
     Leave, "leave", "Leave", "Leave the session (the others carry on)";
     EndSession, "end_session", "End Session", "Host: end the session for everyone";
     CopyInviteLink, "copy_invite_link", "Copy Invite Link", "Copy the invite link again and show it";
+    OpenJoinPage, "open_join_page", "Open Join Page", "Host: open the invite link on the relay's join page in a browser";
+    OpenLink, "open_link", "Open Link Under Cursor", "Open the link under the cursor in a browser (lshed links: join)";
     FollowParticipant, "follow_participant", "Follow Participant", "Pick someone whose view yours follows";
     Participants, "participants", "Participants", "Who is here; host: read-only, remove";
 }

@@ -98,6 +98,11 @@ pub enum LinkError {
     /// The link names neither a direct address nor a relay.
     #[error("the invite link has no address to reach the host")]
     NoAddress,
+    /// A web link (`https://relay/join#v2/…`) without its part after `#`.
+    #[error(
+        "this web link has lost its part after '#', which holds the invite; copy the whole link"
+    )]
+    WebLinkWithoutInvite,
     /// A v1 link that names a relay: the relay cannot be pinned.
     #[error("this invite link was made by an older lshed and names a relay it cannot verify; ask the host to share again with a current lshed")]
     OldRelayLink,
@@ -250,11 +255,24 @@ impl<'a> Reader<'a> {
 
 impl fmt::Display for InviteLink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{LINK_PREFIX}v{LINK_VERSION}/{}",
+        write!(f, "{LINK_PREFIX}{}", self.invite_part())
+    }
+}
+
+impl InviteLink {
+    /// The link after `lshed://join/`: `v2/<payload>`.
+    fn invite_part(&self) -> String {
+        format!(
+            "v{LINK_VERSION}/{}",
             URL_SAFE_NO_PAD.encode(self.encode_payload())
         )
+    }
+
+    /// The link as a web address on a relay's join page
+    /// (`PAGE#v2/<payload>`): the invite rides in the fragment, which
+    /// browsers never send to the server.
+    pub fn web_url(&self, join_page: &str) -> String {
+        format!("{join_page}#{}", self.invite_part())
     }
 }
 
@@ -280,6 +298,16 @@ impl FromStr for InviteLink {
     fn from_str(s: &str) -> Result<Self, LinkError> {
         let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
         let compact = strip_wrapping(&compact);
+        // A relay's web link carries the invite in its fragment.
+        let lower = compact.get(..8).unwrap_or("").to_ascii_lowercase();
+        if lower.starts_with("https://") || lower.starts_with("http://") {
+            let invite = compact
+                .split_once('#')
+                .map(|(_, fragment)| fragment)
+                .filter(|f| !f.is_empty())
+                .ok_or(LinkError::WebLinkWithoutInvite)?;
+            return format!("{LINK_PREFIX}{invite}").parse();
+        }
         let prefix_len = LINK_PREFIX.len();
         let rest = match compact.get(..prefix_len) {
             Some(head) if head.eq_ignore_ascii_case(LINK_PREFIX) => &compact[prefix_len..],
@@ -454,6 +482,29 @@ mod tests {
     }
 
     #[test]
+    fn web_links_carry_the_invite_in_the_fragment() {
+        let link = sample();
+        let url = link.web_url("https://relay.example.org/join");
+        assert!(url.starts_with("https://relay.example.org/join#v2/"));
+        assert_eq!(url.parse::<InviteLink>().unwrap(), link);
+        assert_eq!(format!("<{url}>").parse::<InviteLink>().unwrap(), link);
+        let http = link.web_url("http://127.0.0.1:8080/join");
+        assert_eq!(http.parse::<InviteLink>().unwrap(), link);
+        assert_eq!(
+            "https://relay.example.org/join".parse::<InviteLink>(),
+            Err(LinkError::WebLinkWithoutInvite)
+        );
+        assert_eq!(
+            "https://relay.example.org/join#".parse::<InviteLink>(),
+            Err(LinkError::WebLinkWithoutInvite)
+        );
+        assert!(matches!(
+            "https://relay.example.org/join#v2/AAAA".parse::<InviteLink>(),
+            Err(LinkError::Truncated | LinkError::Corrupt(_))
+        ));
+    }
+
+    #[test]
     fn debug_hides_secret() {
         let mut link = sample();
         link.secret = [0xab; 32];
@@ -509,6 +560,7 @@ mod tests {
         #[test]
         fn prop_random_strings_never_panic(s in ".*") {
             let _ = s.parse::<InviteLink>();
+            let _ = format!("https://{s}").parse::<InviteLink>();
         }
 
         #[test]

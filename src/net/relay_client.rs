@@ -192,6 +192,7 @@ pub fn proxy_from_env() -> Option<String> {
 /// A client's registration (host) or attachment (guest) at a relay.
 pub struct RelayLink {
     outer: Outer,
+    join_page: Option<String>,
 }
 
 impl std::fmt::Debug for RelayLink {
@@ -370,12 +371,13 @@ impl RelayLink {
         };
         let (mut send, mut recv) = conn.open_bi().await.map_err(|_| gone(&conn))?;
         match say_hello(&mut send, &mut recv, hello).await {
-            Ok(()) => Ok(RelayLink {
+            Ok(join_page) => Ok(RelayLink {
                 outer: Outer::Quic {
                     _endpoint: endpoint,
                     conn,
                     _control: (send, recv),
                 },
+                join_page,
             }),
             Err(HelloError::Relay(e)) => Err(e),
             Err(HelloError::Stream) => Err(gone(&conn)),
@@ -422,23 +424,29 @@ impl RelayLink {
             }
         };
         let (mut rd, mut wr) = tokio::io::split(tls);
-        match say_hello(&mut wr, &mut rd, hello).await {
-            Ok(()) => {}
+        let join_page = match say_hello(&mut wr, &mut rd, hello).await {
+            Ok(join_page) => join_page,
             Err(HelloError::Relay(e)) => return Err(e),
             Err(HelloError::Stream) => {
                 return Err(RelayError::Protocol(
                     "the relay closed the TCP connection".into(),
                 ))
             }
-        }
+        };
         Ok(RelayLink {
             outer: Outer::Tcp(TcpOuter::start(rd, wr)),
+            join_page,
         })
     }
 
     /// Whether this link runs over the TCP fallback.
     pub fn is_tcp(&self) -> bool {
         matches!(self.outer, Outer::Tcp(_))
+    }
+
+    /// The relay's join page, if it said it serves one.
+    pub fn join_page(&self) -> Option<&str> {
+        self.join_page.as_deref()
     }
 
     /// A socket for the session's quinn endpoint over this link: a host's
@@ -573,8 +581,13 @@ enum HelloError {
     Stream,
 }
 
-/// Sends `hello` on a fresh control stream and reads the relay's answer.
-async fn say_hello<W, R>(send: &mut W, recv: &mut R, hello: &ClientHello) -> Result<(), HelloError>
+/// Sends `hello` on a fresh control stream and reads the relay's answer:
+/// its join page, if it has one.
+async fn say_hello<W, R>(
+    send: &mut W,
+    recv: &mut R,
+    hello: &ClientHello,
+) -> Result<Option<String>, HelloError>
 where
     W: tokio::io::AsyncWrite + Unpin,
     R: tokio::io::AsyncRead + Unpin,
@@ -599,7 +612,9 @@ where
         )));
     }
     match decode_control::<RelayReply>(&reply) {
-        Ok(RelayReply::Accepted) => Ok(()),
+        Ok(RelayReply::Accepted { join_page }) => {
+            Ok(join_page.filter(|p| super::relay_proto::valid_join_page(p)))
+        }
         Ok(RelayReply::Refused(reason)) => Err(HelloError::Relay(RelayError::Refused(reason))),
         Err(e) => Err(HelloError::Relay(RelayError::Protocol(e.to_string()))),
     }
@@ -846,6 +861,11 @@ impl RelaySocket {
     /// Whether the link runs over the TCP fallback.
     pub fn is_tcp(&self) -> bool {
         self.link.is_tcp()
+    }
+
+    /// The relay's join page, if it serves one.
+    pub fn join_page(&self) -> Option<&str> {
+        self.link.join_page()
     }
 }
 

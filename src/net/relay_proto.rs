@@ -122,7 +122,12 @@ pub enum ClientHello {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayReply {
     /// Registered (host) or attached (guest): packets may flow.
-    Accepted,
+    Accepted {
+        /// The relay's join page (`https://relay.example.org/join`), if it
+        /// serves one: a host may hand out `PAGE#v2/…` links that open in
+        /// a browser. Checked by the client before use.
+        join_page: Option<String>,
+    },
     /// Turned away, and why.
     Refused(RelayRefusal),
 }
@@ -169,6 +174,20 @@ pub enum RelayAddrError {
     /// The address part has no port, or bad characters.
     #[error("the relay's address must be HOST:PORT")]
     Address,
+}
+
+/// Longest join page URL a client accepts from a relay.
+pub const MAX_JOIN_PAGE_LEN: usize = 200;
+
+/// Whether `url` is fit to be a join page: `http(s)://`, short, no
+/// whitespace, control characters or `#`.
+pub fn valid_join_page(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://"))
+        && url.len() <= MAX_JOIN_PAGE_LEN
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '#')
 }
 
 /// Longest relay `host:port` kept, in bytes (the invite link's field).
@@ -281,6 +300,22 @@ mod tests {
     }
 
     #[test]
+    fn join_pages_are_checked() {
+        assert!(valid_join_page("https://relay.example.org/join"));
+        assert!(valid_join_page("http://127.0.0.1:8080/join"));
+        for bad in [
+            "ftp://x/join",
+            "javascript:alert(1)",
+            "https://x/join#frag",
+            "https://x/jo in",
+            "https://x/\u{7}",
+        ] {
+            assert!(!valid_join_page(bad), "{bad}");
+        }
+        assert!(!valid_join_page(&format!("https://{}", "a".repeat(300))));
+    }
+
+    #[test]
     fn hello_and_reply_round_trip() {
         let hello = ClientHello::Host {
             route: RouteId([3; 32]),
@@ -289,6 +324,13 @@ mod tests {
         assert_eq!(
             decode::<ClientHello>(&encode(&hello).unwrap()).unwrap(),
             hello
+        );
+        let reply = RelayReply::Accepted {
+            join_page: Some("https://relay.example.org/join".into()),
+        };
+        assert_eq!(
+            decode::<RelayReply>(&encode(&reply).unwrap()).unwrap(),
+            reply
         );
         let reply = RelayReply::Refused(RelayRefusal::VersionMismatch { relay_version: 9 });
         assert_eq!(

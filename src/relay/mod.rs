@@ -24,6 +24,7 @@
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod web;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -139,7 +140,25 @@ pub struct Relay {
     fingerprint: [u8; 32],
     metrics: Arc<Metrics>,
     metrics_addr: Option<SocketAddr>,
-    metrics_task: Option<tokio::task::JoinHandle<()>>,
+    web_addr: Option<SocketAddr>,
+    join_page: Option<String>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Where and how the join page is served.
+#[derive(Debug, Clone)]
+pub struct WebOptions {
+    /// TCP address for the page (HTTP, or HTTPS with `tls`).
+    pub listen: SocketAddr,
+    /// PEM certificate chain and key for HTTPS; `None` = plain HTTP (for a
+    /// TLS reverse proxy in front).
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// The base URL people reach the page at (`https://relay.example.org`);
+    /// links are `BASE/join#v2/…`. Default: `SCHEME://HOST:PORT` from
+    /// `public_host` (else the listen address) and the bound port.
+    pub public_url: Option<String>,
+    /// The host name for the default base URL.
+    pub public_host: Option<String>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -157,13 +176,67 @@ impl Relay {
         identity: &HostIdentity,
         metrics_listen: Option<SocketAddr>,
     ) -> Result<Relay, StartError> {
+        Self::start_with_web(config, identity, metrics_listen, None).await
+    }
+
+    /// As [`Relay::start`], serving the join page as `web` says.
+    pub async fn start_with_web(
+        mut config: ServerConfig,
+        identity: &HostIdentity,
+        metrics_listen: Option<SocketAddr>,
+        web: Option<WebOptions>,
+    ) -> Result<Relay, StartError> {
+        let mut tasks = Vec::new();
+        let mut web_addr = None;
+        if let Some(web) = web {
+            let tls = match &web.tls {
+                Some((cert, key)) => Some(Arc::new(
+                    web::tls_from_pem(cert, key).map_err(|e| StartError::Tls(e.to_string()))?,
+                )),
+                None => None,
+            };
+            let listener = tokio::net::TcpListener::bind(web.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: web.listen,
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| StartError::Bind {
+                addr: web.listen,
+                source,
+            })?;
+            web_addr = Some(bound);
+            let base = match &web.public_url {
+                Some(url) => url.trim_end_matches('/').to_owned(),
+                None => {
+                    let scheme = if tls.is_some() { "https" } else { "http" };
+                    let host = match &web.public_host {
+                        Some(host) => host.clone(),
+                        None => match bound.ip() {
+                            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                            ip => ip.to_string(),
+                        },
+                    };
+                    format!("{scheme}://{host}:{}", bound.port())
+                }
+            };
+            let page = format!("{base}/join");
+            if !crate::net::relay_proto::valid_join_page(&page) {
+                return Err(StartError::Tls(format!(
+                    "the join page's URL {page:?} is not an http(s) URL without '#' (see --public-url)"
+                )));
+            }
+            tasks.push(tokio::spawn(web::serve(listener, tls)));
+            config.join_page = Some(page);
+        }
         let metrics = Arc::new(Metrics::new());
+        let join_page = config.join_page.clone();
         let server = server::Server::start(config, identity, metrics.clone()).await?;
         let addr = server.local_addr().map_err(|source| StartError::Bind {
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
             source,
         })?;
-        let (metrics_addr, metrics_task) = match metrics_listen {
+        let metrics_addr = match metrics_listen {
             Some(listen) => {
                 let listener = metrics::bind(listen)
                     .await
@@ -172,10 +245,10 @@ impl Relay {
                         source,
                     })?;
                 let bound = listener.local_addr().ok();
-                let task = tokio::spawn(metrics::serve(listener, metrics.clone()));
-                (bound, Some(task))
+                tasks.push(tokio::spawn(metrics::serve(listener, metrics.clone())));
+                bound
             }
-            None => (None, None),
+            None => None,
         };
         Ok(Relay {
             server: Some(server),
@@ -183,7 +256,9 @@ impl Relay {
             fingerprint: identity.fingerprint(),
             metrics,
             metrics_addr,
-            metrics_task,
+            web_addr,
+            join_page,
+            tasks,
         })
     }
 
@@ -211,6 +286,16 @@ impl Relay {
         self.metrics_addr
     }
 
+    /// The join page's address, if serving one.
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web_addr
+    }
+
+    /// The join page's public URL, if serving one.
+    pub fn join_page(&self) -> Option<&str> {
+        self.join_page.as_deref()
+    }
+
     /// The counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -218,7 +303,7 @@ impl Relay {
 
     /// Stops: clients are told the relay is shutting down.
     pub async fn shutdown(mut self) {
-        if let Some(task) = self.metrics_task.take() {
+        for task in self.tasks.drain(..) {
             task.abort();
         }
         if let Some(server) = self.server.take() {
@@ -229,7 +314,7 @@ impl Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        if let Some(task) = self.metrics_task.take() {
+        for task in self.tasks.drain(..) {
             task.abort();
         }
     }
@@ -249,6 +334,8 @@ pub struct RunOptions {
     pub token_file: Option<PathBuf>,
     /// Where to serve `/metrics` and `/health`.
     pub metrics: Option<SocketAddr>,
+    /// The join page, if served.
+    pub web: Option<WebOptions>,
     /// The limits.
     pub limits: RelayLimits,
 }
@@ -300,8 +387,10 @@ pub fn run(opts: RunOptions) -> i32 {
             tokens,
             limits: opts.limits,
             tap: None,
+            join_page: None,
         };
-        let relay = match Relay::start(config, &identity, opts.metrics).await {
+        let web = opts.web.clone();
+        let relay = match Relay::start_with_web(config, &identity, opts.metrics, web).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("lshed relay: {e}");
@@ -313,13 +402,21 @@ pub fn run(opts: RunOptions) -> i32 {
             .clone()
             .unwrap_or_else(|| public_guess(relay.local_addr()));
         let addr = relay.relay_addr(&public);
-        println!("lshed relay listening on {} (UDP)", relay.local_addr());
+        println!(
+            "lshed relay listening on {} (UDP, and TCP for clients whose UDP is blocked)",
+            relay.local_addr()
+        );
         println!(
             "fingerprint: {}",
             crate::net::link::hex(&relay.fingerprint())
         );
         if let Some(m) = relay.metrics_addr() {
             println!("metrics: http://{m}/metrics  health: http://{m}/health");
+        }
+        if let (Some(page), Some(addr)) = (relay.join_page(), relay.web_addr()) {
+            println!(
+                "join page: {page} (served on {addr}); invite links through this relay open there"
+            );
         }
         if private {
             println!("private: hosts need a token from the token file (config key relay_token)");

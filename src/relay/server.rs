@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub limits: RelayLimits,
     /// Copies of forwarded packets (tests only).
     pub tap: Option<Tap>,
+    /// The join page clients are told about (`PUBLIC_URL/join`), if the
+    /// relay serves one.
+    pub join_page: Option<String>,
 }
 
 /// Why a relay could not start.
@@ -232,6 +235,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     tap: Option<Tap>,
     handshakes: Arc<Semaphore>,
+    join_page: Option<String>,
 }
 
 /// A running relay server.
@@ -294,6 +298,7 @@ impl Server {
             limits,
             metrics,
             tap: config.tap,
+            join_page: config.join_page,
         });
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
@@ -566,7 +571,9 @@ async fn admit_quic(
             None
         }
         Ok(admitted) => {
-            let sent = match reply_frame(&RelayReply::Accepted) {
+            let sent = match reply_frame(&RelayReply::Accepted {
+                join_page: shared.join_page.clone(),
+            }) {
                 Some(reply) => write_frame(&mut send, &reply, MAX_RELAY_CONTROL_LEN)
                     .await
                     .is_ok(),
@@ -655,7 +662,9 @@ async fn serve_tcp(
         }
         Ok(admitted) => admitted,
     };
-    let accepted = match reply_frame(&RelayReply::Accepted) {
+    let accepted = match reply_frame(&RelayReply::Accepted {
+        join_page: shared.join_page.clone(),
+    }) {
         Some(reply) => write_frame(&mut wr, &reply, MAX_RELAY_CONTROL_LEN)
             .await
             .is_ok(),

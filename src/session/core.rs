@@ -226,6 +226,8 @@ pub struct SessionCore {
     participants: BTreeMap<ParticipantId, Participant>,
     session_read_only: bool,
     link: Option<String>,
+    /// The link on the relay's join page (host, when the relay has one).
+    link_url: Option<String>,
     path_kind: Option<Path>,
     events: VecDeque<SessionEvent>,
     outbox: Vec<NetCommand>,
@@ -320,6 +322,7 @@ impl SessionCore {
             participants: BTreeMap::new(),
             session_read_only: false,
             link: None,
+            link_url: None,
             path_kind: None,
             events: VecDeque::new(),
             outbox: Vec::new(),
@@ -449,6 +452,11 @@ impl SessionCore {
     /// Host: the invite link, once sharing.
     pub fn invite_link(&self) -> Option<String> {
         self.link.clone()
+    }
+
+    /// The invite link on the relay's join page, if the relay serves one.
+    pub fn invite_url(&self) -> Option<String> {
+        self.link_url.clone()
     }
 
     /// Whether the whole session is read-only for guests.
@@ -587,10 +595,11 @@ impl SessionCore {
 
     fn host_net(&mut self, ev: NetEvent, store: &mut dyn DocStore) {
         match ev {
-            NetEvent::HostStarted { link } => {
+            NetEvent::HostStarted { link, url } => {
                 self.state = SessionState::Sharing;
                 self.link = Some(link.clone());
-                self.push(SessionEvent::Shared { link });
+                self.link_url = url.clone();
+                self.push(SessionEvent::Shared { link, url });
             }
             NetEvent::HostFailed { message } => {
                 self.state = SessionState::Inactive;

@@ -242,7 +242,7 @@ fn event_json(ev: &SessionEvent, core: &SessionCore, store: &mut HeadlessStore) 
         SessionEvent::ParticipantLeft { id, name, reason } => {
             json!({"event": "participant_left", "id": id, "name": name, "reason": reason})
         }
-        SessionEvent::Shared { link } => json!({"event": "shared", "link": link}),
+        SessionEvent::Shared { link, url } => json!({"event": "shared", "link": link, "url": url}),
         SessionEvent::Joined {
             host_name,
             path_kind,

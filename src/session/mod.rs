@@ -279,6 +279,9 @@ pub enum SessionEvent {
     Shared {
         /// The invite link.
         link: String,
+        /// The same link on the relay's join page (opens in a browser), if
+        /// the relay serves one.
+        url: Option<String>,
     },
     /// Guest: joined.
     Joined {

@@ -76,6 +76,9 @@ pub enum NetEvent {
     HostStarted {
         /// The link, as text.
         link: String,
+        /// The same link as a web address on the relay's join page, when
+        /// the relay serves one.
+        url: Option<String>,
     },
     /// Host: something the user should know that does not stop the
     /// session (the relay could not be reached, or its link ended).
@@ -541,8 +544,13 @@ async fn host_main(
         });
         return;
     }
+    let url = relay_socket
+        .as_ref()
+        .and_then(|s| s.join_page())
+        .map(|page| link.web_url(page));
     emit.emit(NetEvent::HostStarted {
         link: link.to_string(),
+        url,
     });
     let mut peers = Peers::new(emit.clone());
     let mut pending = HashMap::new();

@@ -689,8 +689,10 @@ impl App {
             | Command::Leave
             | Command::EndSession
             | Command::CopyInviteLink
+            | Command::OpenJoinPage
             | Command::FollowParticipant
             | Command::Participants => self.collab_command(cmd),
+            Command::OpenLink => self.open_link_under_cursor(),
             Command::Escape => {
                 if self.find.take().is_none() {
                     self.with_buffer(|b| {
@@ -771,6 +773,45 @@ impl App {
             }
         }
         self.copy_text(&text);
+    }
+
+    /// Opens the link under the cursor: an lshed invite in the join
+    /// prompt, anything else in the browser (or, where there is none,
+    /// copied, saying why).
+    fn open_link_under_cursor(&mut self) {
+        let found = self.editor.buffer().and_then(|b| {
+            let rope = b.rope();
+            let head = b.selection.head.min(rope.len_chars());
+            let line = rope.char_to_line(head);
+            let col = head - rope.line_to_char(line);
+            super::browser::link_at(&rope.line(line).to_string(), col)
+        });
+        let Some(link) = found else {
+            self.notify(Level::Info, "no link under the cursor");
+            return;
+        };
+        if link.to_ascii_lowercase().starts_with("lshed://") {
+            if self.session.is_some() {
+                self.notify(Level::Info, "already in a session: leave it first");
+            } else {
+                self.open_prompt_pub(PromptKind::Join, &link);
+            }
+            return;
+        }
+        self.open_in_browser(&link, "the link");
+    }
+
+    /// Opens `url` in the browser, or copies it and says why not.
+    pub fn open_in_browser(&mut self, url: &str, what: &str) {
+        match super::browser::open_url(url) {
+            super::browser::Opened::Browser => {
+                self.notify(Level::Info, format!("opened {what} in your browser"))
+            }
+            super::browser::Opened::NoBrowser(why) => {
+                self.copy_text(url);
+                self.notify(Level::Info, format!("{why}: {what} is copied instead"));
+            }
+        }
     }
 
     /// Copies `text` to the register, the system clipboard and (over SSH)
@@ -1764,6 +1805,14 @@ impl App {
                 }
                 if let Some(pos) = self.pos_at(x, y) {
                     self.focus = Focus::Editor;
+                    if m.modifiers.contains(KeyModifiers::CONTROL) {
+                        // Ctrl+click: follow the link there.
+                        if let Some(b) = self.editor.buffer_mut() {
+                            b.move_to(pos, false);
+                        }
+                        self.open_link_under_cursor();
+                        return;
+                    }
                     let now = Instant::now();
                     let double = self
                         .last_click

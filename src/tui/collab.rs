@@ -93,8 +93,22 @@ impl App {
                 Some(_) => self.notify(Level::Info, "only the host can end the session: use Leave"),
                 None => self.notify(Level::Info, "not in a session"),
             },
+            Command::OpenJoinPage => {
+                let url = self.session.as_ref().and_then(|s| s.invite_url());
+                match url {
+                    Some(url) => self.open_in_browser(&url, "the join page"),
+                    None if self.session.as_ref().is_some_and(|s| s.is_host()) => self.notify(
+                        Level::Info,
+                        "no join page: the session's relay serves none (its operator can add one with lshed relay --web-listen)",
+                    ),
+                    None => self.notify(Level::Info, "not sharing: there is no join page"),
+                }
+            }
             Command::CopyInviteLink => match self.session.as_ref().and_then(|s| s.invite_link()) {
-                Some(link) => self.show_link(&link),
+                Some(link) => {
+                    let url = self.session.as_ref().and_then(|s| s.invite_url());
+                    self.show_link(&link, url.as_deref())
+                }
                 None => self.notify(Level::Info, "no invite link: share first"),
             },
             Command::Participants | Command::FollowParticipant => {
@@ -216,8 +230,17 @@ impl App {
         }
     }
 
-    fn show_link(&mut self, link: &str) {
-        self.copy_text(link);
+    fn show_link(&mut self, link: &str, url: Option<&str>) {
+        // The web form is what people can click in a chat; lshed takes both.
+        let shown = url.unwrap_or(link);
+        self.copy_text(shown);
+        let page = match (url, self.keymap.keys_for(Command::OpenJoinPage).first()) {
+            (Some(_), Some(key)) => format!(
+                " It opens the relay's join page in a browser ({key} here); lshed's join prompt takes it too."
+            ),
+            (Some(_), None) => " It opens the relay's join page in a browser; lshed's join prompt takes it too.".to_string(),
+            (None, _) => String::new(),
+        };
         let again = match self.keymap.keys_for(Command::CopyInviteLink).first() {
             Some(key) => format!("; {key} shows it again"),
             None => String::new(),
@@ -230,8 +253,8 @@ impl App {
         self.overlay = Some(Overlay::Info {
             title: "Invite link".into(),
             body: format!(
-                "{link}\n\n{how}; select it here to copy it by hand. Anyone with this link can join: \
-                 send it privately. Any key closes this{again}."
+                "{shown}\n\n{how}; select it here to copy it by hand. Anyone with this link can join: \
+                 send it privately.{page} Any key closes this{again}."
             ),
         });
     }
@@ -271,8 +294,8 @@ impl App {
 
     fn on_session_event(&mut self, ev: SessionEvent) {
         match ev {
-            SessionEvent::Shared { link } => {
-                self.show_link(&link);
+            SessionEvent::Shared { link, url } => {
+                self.show_link(&link, url.as_deref());
                 for b in &mut self.editor.buffers {
                     if let Some(p) = &b.path {
                         b.shared_path = crate::workspace::relative(&self.editor.root, p);

@@ -215,6 +215,7 @@ pub const DEFAULT_KEYS: &[(&str, Command)] = &[
     ("f9", Command::Leave),
     ("f10", Command::EndSession),
     ("alt+l", Command::CopyInviteLink),
+    ("alt+o", Command::OpenJoinPage),
 ];
 
 /// Chord → command, with the user's overrides applied.

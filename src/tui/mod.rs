@@ -10,6 +10,7 @@
 //! May depend on: editor and everything below it, ratatui, crossterm.
 
 pub mod app;
+pub mod browser;
 pub mod clipboard;
 pub mod collab;
 pub mod input;

@@ -232,12 +232,30 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts `cmd` (an `lshed` command; `relay` and the flags are added)
     /// and waits for its config line.
-    pub fn start(mut cmd: Command, state: &Path, listen: &str) -> RelayProcess {
+    pub fn start(cmd: Command, state: &Path, listen: &str) -> RelayProcess {
+        Self::start_with(cmd, state, listen, &[], None).0
+    }
+
+    /// As `start`, with more flags, its log (stderr, at debug level) in
+    /// `log`; also returns every line it printed up to its config line.
+    pub fn start_with(
+        mut cmd: Command,
+        state: &Path,
+        listen: &str,
+        extra: &[&str],
+        log: Option<std::fs::File>,
+    ) -> (RelayProcess, Vec<String>) {
+        let stderr = match log {
+            Some(file) => Stdio::from(file),
+            None => Stdio::null(),
+        };
         let mut child = cmd
             .args(["relay", "--listen", listen, "--state-dir"])
             .arg(state)
+            .args(extra)
+            .env("LSHED_LOG", "debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -251,16 +269,18 @@ impl RelayProcess {
             }
         });
         let deadline = Instant::now() + WAIT;
+        let mut printed = Vec::new();
         let relay = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = rx
                 .recv_timeout(left)
                 .expect("the relay prints its config line");
+            printed.push(line.clone());
             if let Some(value) = line.strip_prefix("relay = \"") {
                 break value.trim_end_matches('"').to_string();
             }
         };
-        RelayProcess { child, relay }
+        (RelayProcess { child, relay }, printed)
     }
 
     /// SIGTERM, then waits for the exit status.
