@@ -292,6 +292,7 @@ fn host_first_open_blocked(root: &Path, path: &str) -> (Duration, Duration) {
     core.handle_net(
         NetEvent::HostStarted {
             link: "lshed://bench".into(),
+            url: None,
         },
         &mut store,
     );
