@@ -84,6 +84,7 @@ async fn start_relay_with(
         tokens,
         limits,
         tap,
+        join_page: None,
     };
     let relay = Relay::start(config, &identity, Some(SocketAddr::new(LOCALHOST, 0)))
         .await
