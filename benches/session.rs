@@ -77,8 +77,12 @@ fn me(name: &str) -> Profile {
 
 impl Driver {
     fn host(root: &Path, ports: std::ops::RangeInclusive<u16>) -> Driver {
+        Self::host_with(root, opts(ports))
+    }
+
+    fn host_with(root: &Path, options: SessionOptions) -> Driver {
         let (notify, wake) = notifier();
-        let core = SessionCore::host(root.to_path_buf(), me("host"), opts(ports), notify);
+        let core = SessionCore::host(root.to_path_buf(), me("host"), options, notify);
         Driver {
             core,
             store: HeadlessStore::host(root.to_path_buf()),
@@ -151,10 +155,80 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// An in-process relay on loopback, for as long as the value lives.
+struct LocalRelay {
+    relay: Option<lshed::relay::Relay>,
+    addr: lshed::net::RelayAddr,
+    rt: tokio::runtime::Runtime,
+    _state: tempfile::TempDir,
+}
+
+impl LocalRelay {
+    fn start() -> LocalRelay {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let state = tempfile::tempdir().expect("tempdir");
+        let identity = lshed::relay::load_or_create_identity(state.path()).expect("identity");
+        let relay = rt
+            .block_on(lshed::relay::Relay::start(
+                lshed::relay::ServerConfig {
+                    listen: (Ipv4Addr::LOCALHOST, 0).into(),
+                    tokens: Vec::new(),
+                    limits: lshed::relay::RelayLimits::default(),
+                    tap: None,
+                    join_page: None,
+                },
+                &identity,
+                None,
+            ))
+            .expect("relay");
+        let addr = relay.relay_addr(&relay.local_addr().to_string());
+        LocalRelay {
+            relay: Some(relay),
+            addr,
+            rt,
+            _state: state,
+        }
+    }
+}
+
+impl Drop for LocalRelay {
+    fn drop(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            self.rt.block_on(relay.shutdown());
+        }
+    }
+}
+
 fn keystroke(c: &mut Criterion) {
+    let direct = keystroke_over(c, "keystroke_host_to_guest", None);
+    let relay = LocalRelay::start();
+    let relayed = keystroke_over(c, "keystroke_host_to_guest_relayed", Some(&relay.addr));
+    println!(
+        "keystroke host->guest: relayed/direct p50 ratio {:.2}, p99 ratio {:.2}",
+        relayed.0.as_secs_f64() / direct.0.as_secs_f64().max(1e-9),
+        relayed.1.as_secs_f64() / direct.1.as_secs_f64().max(1e-9)
+    );
+}
+
+/// Keystrokes on the host, applied at a guest: directly, or (with a
+/// relay) through it in connection mode `relay`. Returns (p50, p99).
+fn keystroke_over(
+    c: &mut Criterion,
+    name: &str,
+    relay: Option<&lshed::net::RelayAddr>,
+) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("k.txt"), "fn main() {}\n".repeat(200)).expect("write");
-    let mut host = Driver::host(dir.path(), 46200..=46209);
+    let mut options = opts(46200..=46209);
+    if let Some(relay) = relay {
+        options.connection_mode = lshed::config::ConnectionMode::Relay;
+        options.relay = Some(relay.clone());
+    }
+    let mut host = Driver::host_with(dir.path(), options);
     let link = host.link();
     let mut guest = Driver::guest(&link, "g");
     pump2(&mut host, &mut guest, |g| {
@@ -163,7 +237,7 @@ fn keystroke(c: &mut Criterion) {
     guest.core.open("k.txt");
     pump2(&mut host, &mut guest, |g| has_opened(g, "k.txt"));
     let mut samples = Vec::new();
-    c.bench_function("keystroke_host_to_guest", |b| {
+    c.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for i in 0..iters {
@@ -189,14 +263,15 @@ fn keystroke(c: &mut Criterion) {
         })
     });
     samples.sort();
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
     println!(
-        "keystroke host->guest over loopback: p50 {:?}, p99 {:?} ({} samples)",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.99),
+        "{name} over loopback ({}): p50 {p50:?}, p99 {p99:?} ({} samples)",
+        if relay.is_some() { "relayed" } else { "direct" },
         samples.len()
     );
     drop(guest);
     drop(host);
+    (p50, p99)
 }
 
 fn one_mb_text() -> String {

@@ -79,7 +79,7 @@ pub struct InviteLink {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
     /// The text does not start with `lshed://join/`.
-    #[error("not an lshed invite link (an invite link starts with lshed://join/)")]
+    #[error("not an lshed invite link (an invite link starts with lshed://join/, or is a relay's join page address ending in #v2/…)")]
     NotAnLshedLink,
     /// The link was made by an lshed with a newer (or unknown) link format.
     #[error(
@@ -301,12 +301,20 @@ impl FromStr for InviteLink {
         // A relay's web link carries the invite in its fragment.
         let lower = compact.get(..8).unwrap_or("").to_ascii_lowercase();
         if lower.starts_with("https://") || lower.starts_with("http://") {
-            let invite = compact
-                .split_once('#')
-                .map(|(_, fragment)| fragment)
-                .filter(|f| !f.is_empty())
-                .ok_or(LinkError::WebLinkWithoutInvite)?;
-            return format!("{LINK_PREFIX}{invite}").parse();
+            let (page, fragment) = compact.split_once('#').unwrap_or((compact, ""));
+            let looks_like_invite = fragment
+                .strip_prefix(['v', 'V'])
+                .and_then(|rest| rest.split_once('/'))
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if looks_like_invite {
+                return format!("{LINK_PREFIX}{fragment}").parse();
+            }
+            let page = page.trim_end_matches('/').to_ascii_lowercase();
+            return Err(if page.ends_with("/join") {
+                LinkError::WebLinkWithoutInvite
+            } else {
+                LinkError::NotAnLshedLink
+            });
         }
         let prefix_len = LINK_PREFIX.len();
         let rest = match compact.get(..prefix_len) {
@@ -502,6 +510,10 @@ mod tests {
             "https://relay.example.org/join#v2/AAAA".parse::<InviteLink>(),
             Err(LinkError::Truncated | LinkError::Corrupt(_))
         ));
+        assert_eq!(
+            "https://example.org/docs#install".parse::<InviteLink>(),
+            Err(LinkError::NotAnLshedLink)
+        );
     }
 
     #[test]
