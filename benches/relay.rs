@@ -12,7 +12,6 @@
 //!   per idle session (printed).
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,8 +21,6 @@ use lshed::net::{
     PeerConnection, RelayAddr, RelayConnectOptions,
 };
 use tokio::sync::mpsc;
-
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A real relay process, unlimited rate, and its PID for /proc.
 struct RelayProc {
@@ -71,8 +68,8 @@ impl RelayProc {
 
     /// utime + stime in seconds.
     fn cpu_secs(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
         let f: Vec<u64> = rest
             .split_whitespace()
@@ -233,9 +230,14 @@ fn relay_many_sessions(_c: &mut Criterion) {
             let mut host_sides = Vec::new();
             for g in 0..GUESTS {
                 guests.push(
-                    connect(&link, &me(&format!("g{g}")), &options(true), ConnectPaths::RelayOnly)
-                        .await
-                        .expect("join"),
+                    connect(
+                        &link,
+                        &me(&format!("g{g}")),
+                        &options(true),
+                        ConnectPaths::RelayOnly,
+                    )
+                    .await
+                    .expect("join"),
                 );
                 host_sides.push(admitted.recv().await.expect("admitted"));
             }
