@@ -43,6 +43,8 @@ impl RelayProc {
                 "4000000000",
                 "--max-conns-per-ip",
                 "10000",
+                "--max-guests",
+                "100000",
                 "--state-dir",
             ])
             .arg(state.path())
@@ -120,7 +122,11 @@ fn options(udp: bool) -> ConnectOptions {
 /// A relay-only host that admits everyone; its guests' connections come
 /// out of the receiver.
 async fn host(relay: &RelayAddr) -> (InviteLink, mpsc::Receiver<PeerConnection>) {
-    let mut host = HostEndpoint::unbound(HostOptions::default()).expect("host");
+    let mut host = HostEndpoint::unbound(HostOptions {
+        max_guests: 100_000,
+        ..HostOptions::default()
+    })
+    .expect("host");
     host.register_relay(relay, None, Duration::from_secs(10))
         .await
         .expect("register");
@@ -151,8 +157,16 @@ fn relay_join(c: &mut Criterion) {
     let rt = runtime();
     let relay = RelayProc::start();
     let (link, mut admitted) = rt.block_on(host(&relay.addr));
-    // The host side of each guest is dropped as it arrives.
-    rt.spawn(async move { while admitted.recv().await.is_some() {} });
+    // The host keeps each guest's connection until the guest closes it
+    // (dropping it at once could close it before the guest has read its
+    // welcome).
+    rt.spawn(async move {
+        while let Some(peer) = admitted.recv().await {
+            tokio::spawn(async move {
+                peer.closed().await;
+            });
+        }
+    });
     let mut group = c.benchmark_group("relay_join");
     for (name, udp) in [("udp", true), ("tcp_fallback", false)] {
         group.bench_function(name, |b| {

@@ -235,7 +235,9 @@ fn keystroke_over(
         g.core.state().label() == "Joined"
     });
     guest.core.open("k.txt");
-    pump2(&mut host, &mut guest, |g| has_opened(g, "k.txt"));
+    // Wait until the CRDT state has arrived (the host builds it on a
+    // worker after sending the text), so keystrokes flow at once.
+    pump2(&mut host, &mut guest, |g| is_ready(g, "k.txt"));
     let mut samples = Vec::new();
     c.bench_function(name, |b| {
         b.iter_custom(|iters| {
