@@ -71,7 +71,8 @@ pub enum Sub {
 /// Flags of `lshed relay`.
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
-    /// UDP address to listen on.
+    /// Address to listen on: UDP, and TCP on the same port (for clients
+    /// whose UDP is blocked).
     #[arg(long, value_name = "ADDR", default_value_t = std::net::SocketAddr::from(([0, 0, 0, 0], crate::relay::limits::DEFAULT_PORT)))]
     pub listen: std::net::SocketAddr,
     /// HOST:PORT that hosts and guests reach this relay at (printed in the

@@ -738,3 +738,30 @@ async fn garbage_over_tcp_drops_only_that_client() {
     guest.send(b"unbothered".to_vec()).await.unwrap();
     assert_eq!(recv(&mut host_side).await, b"unbothered");
 }
+
+#[tokio::test]
+async fn a_proxy_refusal_is_reported_when_udp_is_silently_dropped() {
+    let relay = start_relay(RelayLimits::default(), vec![]).await;
+    let (mut link, _admitted) = relayed_host(&relay.addr).await;
+    // UDP to this address goes nowhere (and never fails by itself).
+    let black_hole = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
+    link.relay = Some(RelayAddr {
+        addr: black_hole.local_addr().unwrap().to_string(),
+        fingerprint: relay.addr.fingerprint,
+    });
+    let proxy = ConnectProxy::start(true).await;
+    let options = ConnectOptions {
+        relay: RelayConnectOptions {
+            timeout: Duration::from_secs(3),
+            tcp_after: Duration::from_millis(200),
+            proxy: Some(format!("http://{}", proxy.addr)),
+            ..no_proxy()
+        },
+        ..quick()
+    };
+    let err = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("proxy") && text.contains("403"), "{text}");
+}

@@ -179,14 +179,18 @@ impl Default for RelayConnectOptions {
     }
 }
 
-/// The proxy the environment names for HTTPS (`HTTPS_PROXY`,
-/// `https_proxy`, then `ALL_PROXY`, `all_proxy`), if any.
+/// The HTTP proxy the environment names for HTTPS (`HTTPS_PROXY`,
+/// `https_proxy`, then `ALL_PROXY`, `all_proxy`), if any. Proxies of other
+/// kinds (`socks5://…`) are passed over: lshed speaks HTTP CONNECT only.
 pub fn proxy_from_env() -> Option<String> {
     ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
         .iter()
         .filter_map(|k| std::env::var(k).ok())
         .map(|v| v.trim().to_owned())
-        .find(|v| !v.is_empty())
+        .find(|v| {
+            let lower = v.to_ascii_lowercase();
+            !v.is_empty() && (lower.starts_with("http://") || !lower.contains("://"))
+        })
 }
 
 /// A client's registration (host) or attachment (guest) at a relay.
@@ -253,15 +257,8 @@ impl RelayLink {
         hello: &ClientHello,
         options: &RelayConnectOptions,
     ) -> Result<Self, RelayError> {
-        let unreachable = || RelayError::Unreachable {
-            addr: relay.addr.clone(),
-            timeout: options.timeout,
-        };
-        let attempt = Self::race(relay, hello, options);
-        match tokio::time::timeout(options.timeout, attempt).await {
-            Ok(res) => res,
-            Err(_) => Err(unreachable()),
-        }
+        let deadline = tokio::time::Instant::now() + options.timeout;
+        Self::race(relay, hello, options, deadline).await
     }
 
     /// QUIC first; TCP once UDP has been silent for `tcp_after` (or has
@@ -271,6 +268,7 @@ impl RelayLink {
         relay: &RelayAddr,
         hello: &ClientHello,
         options: &RelayConnectOptions,
+        deadline: tokio::time::Instant,
     ) -> Result<Self, RelayError> {
         let udp = async {
             if options.udp {
@@ -309,6 +307,15 @@ impl RelayLink {
                     Err(e) if e.is_definitive() => return Err(e),
                     Err(e) => tcp_err = Some(e),
                 },
+                // Time is up. UDP that is dropped on the way never fails
+                // by itself, so TCP's failure (a proxy's refusal, say) is
+                // the telling one when there is one.
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(tcp_err.take().unwrap_or(RelayError::Unreachable {
+                        addr: relay.addr.clone(),
+                        timeout: options.timeout,
+                    }));
+                }
             }
             if let (Some(_), Some(_)) = (&udp_err, &tcp_err) {
                 // Say why TCP failed when UDP only timed out: that is the

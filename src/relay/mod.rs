@@ -191,7 +191,7 @@ impl Relay {
         if let Some(web) = web {
             let tls = match &web.tls {
                 Some((cert, key)) => Some(Arc::new(
-                    web::tls_from_pem(cert, key).map_err(|e| StartError::Tls(e.to_string()))?,
+                    web::tls_from_pem(cert, key).map_err(|e| StartError::Web(e.to_string()))?,
                 )),
                 None => None,
             };
@@ -210,20 +210,18 @@ impl Relay {
                 Some(url) => url.trim_end_matches('/').to_owned(),
                 None => {
                     let scheme = if tls.is_some() { "https" } else { "http" };
-                    let host = match &web.public_host {
-                        Some(host) => host.clone(),
-                        None => match bound.ip() {
-                            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-                            ip => ip.to_string(),
-                        },
-                    };
-                    format!("{scheme}://{host}:{}", bound.port())
+                    match &web.public_host {
+                        Some(host) => format!("{scheme}://{host}:{}", bound.port()),
+                        // Listening everywhere: this machine's outward
+                        // address, as for the relay line.
+                        None => format!("{scheme}://{}", public_guess(bound)),
+                    }
                 }
             };
             let page = format!("{base}/join");
             if !crate::net::relay_proto::valid_join_page(&page) {
-                return Err(StartError::Tls(format!(
-                    "the join page's URL {page:?} is not an http(s) URL without '#' (see --public-url)"
+                return Err(StartError::Web(format!(
+                    "its URL {page:?} is not an http(s) URL without '#' (see --public-url)"
                 )));
             }
             tasks.push(tokio::spawn(web::serve(listener, tls)));

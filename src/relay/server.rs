@@ -78,6 +78,9 @@ pub enum StartError {
     /// The certificate could not be used.
     #[error("the relay's certificate cannot be used: {0}")]
     Tls(String),
+    /// The join page cannot be served as asked.
+    #[error("the join page cannot be served: {0}")]
+    Web(String),
 }
 
 /// One client's link to the relay.

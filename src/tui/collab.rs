@@ -241,6 +241,10 @@ impl App {
             (Some(_), None) => " It opens the relay's join page in a browser; lshed's join prompt takes it too.".to_string(),
             (None, _) => String::new(),
         };
+        let plain = match url {
+            Some(_) => format!("\n\nThe same invite as an lshed link: {link}\n"),
+            None => String::new(),
+        };
         let again = match self.keymap.keys_for(Command::CopyInviteLink).first() {
             Some(key) => format!("; {key} shows it again"),
             None => String::new(),
@@ -254,7 +258,7 @@ impl App {
             title: "Invite link".into(),
             body: format!(
                 "{shown}\n\n{how}; select it here to copy it by hand. Anyone with this link can join: \
-                 send it privately.{page} Any key closes this{again}."
+                 send it privately.{page}{plain} Any key closes this{again}."
             ),
         });
     }
