@@ -466,3 +466,28 @@ fn open_link_under_cursor_copies_it_where_there_is_no_browser() {
         "the join prompt is up"
     );
 }
+
+#[test]
+fn join_requests_wait_their_turn_and_none_is_lost() {
+    use lshed::tui::app::Overlay;
+    let dir = folder(&[("a.txt", "abc")]);
+    let mut app = app_at(&dir.path().join("a.txt"));
+    app.approvals_waiting.push_back((1, "bob".into()));
+    app.approvals_waiting.push_back((2, "carol".into()));
+    app.show_next_approval();
+    let s = screen(&mut app, 100, 12).join("\n");
+    assert!(
+        s.contains("bob wants to join") && s.contains("1 more waiting"),
+        "{s}"
+    );
+    // Answered after the grace period: carol's request comes up.
+    app.approval_shown = Some(std::time::Instant::now() - std::time::Duration::from_secs(2));
+    keys(&mut app, "r");
+    let s = screen(&mut app, 100, 12).join("\n");
+    assert!(s.contains("carol wants to join"), "{s}");
+    assert!(!s.contains("more waiting"), "{s}");
+    app.approval_shown = Some(std::time::Instant::now() - std::time::Duration::from_secs(2));
+    keys(&mut app, "a");
+    assert!(app.overlay.is_none() || !matches!(app.overlay, Some(Overlay::Confirm { .. })));
+    assert!(app.approvals_waiting.is_empty());
+}

@@ -276,6 +276,9 @@ pub struct App {
     /// When the last join request was put on screen (see
     /// [`approval_answer`]).
     pub approval_shown: Option<std::time::Instant>,
+    /// Join requests that came while another was on screen, oldest first:
+    /// each is put up in turn, so none is lost behind another.
+    pub approvals_waiting: VecDeque<(u64, String)>,
     /// The find bar, when open.
     pub find: Option<FindBar>,
     /// Notifications, oldest first.
@@ -358,6 +361,7 @@ impl App {
             focus: Focus::Editor,
             overlay: None,
             approval_shown: None,
+            approvals_waiting: VecDeque::new(),
             find: None,
             notices: VecDeque::new(),
             should_quit: false,
@@ -1332,6 +1336,8 @@ impl App {
                 };
                 if !self.answer_confirm(&kind, c) {
                     self.overlay = Some(Overlay::Confirm { kind, message });
+                } else if self.overlay.is_none() {
+                    self.show_next_approval();
                 }
             }
             // Gets out of the way: any key closes it, and every key but

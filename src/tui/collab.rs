@@ -230,6 +230,22 @@ impl App {
         }
     }
 
+    /// Puts the oldest waiting join request on screen, if any.
+    pub fn show_next_approval(&mut self) {
+        let Some((pending, name)) = self.approvals_waiting.pop_front() else {
+            return;
+        };
+        let more = match self.approvals_waiting.len() {
+            0 => String::new(),
+            n => format!("  ({n} more waiting)"),
+        };
+        self.approval_shown = Some(std::time::Instant::now());
+        self.overlay = Some(Overlay::Confirm {
+            message: format!("{name} wants to join.  [a]ccept  [r]eject{more}"),
+            kind: ConfirmKind::Approve(pending),
+        });
+    }
+
     fn show_link(&mut self, link: &str, url: Option<&str>) {
         // The web form is what people can click in a chat; lshed takes both.
         let shown = url.unwrap_or(link);
@@ -242,7 +258,7 @@ impl App {
             (None, _) => String::new(),
         };
         let plain = match url {
-            Some(_) => format!("\n\nThe same invite as an lshed link: {link}\n"),
+            Some(_) => format!("\n\nThe same invite as an lshed link: {link}"),
             None => String::new(),
         };
         let again = match self.keymap.keys_for(Command::CopyInviteLink).first() {
@@ -258,7 +274,7 @@ impl App {
             title: "Invite link".into(),
             body: format!(
                 "{shown}\n\n{how}; select it here to copy it by hand. Anyone with this link can join: \
-                 send it privately.{page}{plain} Any key closes this{again}."
+                 send it privately.{page} Any key closes this{again}.{plain}"
             ),
         });
     }
@@ -307,11 +323,17 @@ impl App {
                 }
             }
             SessionEvent::GuestWantsToJoin { pending, name } => {
-                self.approval_shown = Some(std::time::Instant::now());
-                self.overlay = Some(Overlay::Confirm {
-                    message: format!("{name} wants to join.  [a]ccept  [r]eject"),
-                    kind: ConfirmKind::Approve(pending),
-                });
+                self.approvals_waiting.push_back((pending, name));
+                let asking = matches!(
+                    self.overlay,
+                    Some(Overlay::Confirm {
+                        kind: ConfirmKind::Approve(_),
+                        ..
+                    })
+                );
+                if !asking {
+                    self.show_next_approval();
+                }
             }
             SessionEvent::ParticipantJoined { name, .. } => {
                 self.notify(Level::Info, format!("{name} joined"));
