@@ -152,7 +152,7 @@ pub fn main() -> i32 {
             connection_mode,
         }) => {
             if !headless {
-                return join_ui(&link);
+                return join_ui(&link, connection_mode);
             }
             return join_headless(&link, connection_mode);
         }
@@ -276,13 +276,21 @@ fn run_relay(args: RelayArgs) -> i32 {
 
 /// `lshed join LINK` with the editor: the link is checked first, so a
 /// malformed one is a single clear line rather than a screen.
-fn join_ui(link: &str) -> i32 {
+fn join_ui(link: &str, connection_mode: Option<String>) -> i32 {
     use std::str::FromStr;
     if let Err(e) = crate::net::InviteLink::from_str(link) {
         eprintln!("lshed: {e}");
         return 2;
     }
-    match crate::tui::run_join(link) {
+    let mode = match connection_mode.map(|m| m.parse::<crate::config::ConnectionMode>()) {
+        None => None,
+        Some(Ok(mode)) => Some(mode),
+        Some(Err(_)) => {
+            eprintln!("lshed: --connection-mode: expected auto, direct or relay");
+            return 2;
+        }
+    };
+    match crate::tui::run_join(link, mode) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("lshed: {e:#}");

@@ -57,23 +57,34 @@ pub fn restore_terminal() {
 
 /// Opens `path` in the editor on the real terminal and runs until quit.
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    run_with(path, None)
+    run_with(path, None, None)
 }
 
 /// Opens the editor on the current folder and joins the session at `link`
 /// (`lshed join LINK`).
-pub fn run_join(link: &str) -> anyhow::Result<()> {
-    run_with(Path::new("."), Some(link.to_string()))
+pub fn run_join(
+    link: &str,
+    mode: Option<crate::config::ConnectionMode>,
+) -> anyhow::Result<()> {
+    run_with(Path::new("."), Some(link.to_string()), mode)
 }
 
-fn run_with(path: &Path, join: Option<String>) -> anyhow::Result<()> {
+fn run_with(
+    path: &Path,
+    join: Option<String>,
+    mode: Option<crate::config::ConnectionMode>,
+) -> anyhow::Result<()> {
     if !io::stdin().is_terminal() || !io::stdout().is_terminal() {
         anyhow::bail!("lshed needs a terminal (stdin and stdout must be a tty)");
     }
     // Syntax definitions load in the background so the first frame is not
     // kept waiting.
     std::thread::spawn(crate::editor::syntax::preload);
-    let loaded = crate::config::load();
+    let mut loaded = crate::config::load();
+    if let Some(mode) = mode {
+        // `--connection-mode` wins over the config, for this run.
+        loaded.config.connection_mode = mode;
+    }
     let mouse = loaded.config.mouse;
     let mut app =
         App::new(path, loaded, clipboard::Clipboard::detect()).map_err(anyhow::Error::msg)?;
