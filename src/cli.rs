@@ -354,7 +354,11 @@ fn share_headless(
             return 2;
         }
     };
-    if let Some(ip) = bind {
+    // --bind, else LSHED_BIND (as the editor reads it), else everywhere.
+    let from_env = std::env::var("LSHED_BIND")
+        .ok()
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok());
+    if let Some(ip) = bind.or(from_env) {
         opts.bind_ip = ip;
     }
     if let Some(range) = ports {

@@ -264,6 +264,21 @@ fn path_escape_and_hidden_files_are_refused() {
             "{err}"
         );
     }
+    // A refusal names the path inside the folder, never the host's own.
+    let root_text = dir.path().to_string_lossy().to_string();
+    for (missing, shown) in [
+        ("no-such-file.txt", "no-such-file.txt"),
+        ("inside/nope.rs", "inside/nope.rs"),
+    ] {
+        g.ok(json!({"cmd": "open", "path": missing}));
+        let err = g.wait_event("error");
+        let message = err["message"].as_str().unwrap();
+        assert!(message.contains(shown), "{err}");
+        assert!(
+            !message.contains(&root_text),
+            "the host's path leaked: {err}"
+        );
+    }
     g.ok(json!({"cmd": "list", "path": "."}));
     let listing = g.wait_event("listing");
     let names: Vec<&str> = listing["entries"]
@@ -483,4 +498,77 @@ fn a_session_through_a_real_relay_process() {
 fn link_relay(link: &str) -> String {
     let parsed: lshed::net::InviteLink = link.parse().unwrap();
     parsed.relay.unwrap().to_string()
+}
+
+/// Tried as a hostile script would: a field of the wrong type is an error
+/// naming the field (never a silent no-op), and a line that is not UTF-8
+/// is an error line, after which the session goes on.
+#[test]
+fn wrong_typed_fields_and_non_utf8_lines_are_errors_and_the_session_goes_on() {
+    use std::io::Write as _;
+    let dir = folder(&[("a.txt", "abc")]);
+    let (mut host, link) = Peer::host("host", dir.path());
+    let mut g = Peer::guest("g", &link);
+    host.ok(json!({"cmd": "open", "path": "a.txt"}));
+    for (bad, field) in [
+        (
+            json!({"cmd": "edit", "path": "a.txt", "offset": 0, "delete": "5"}),
+            "delete",
+        ),
+        (
+            json!({"cmd": "edit", "path": "a.txt", "offset": 0, "delete": 1.5}),
+            "delete",
+        ),
+        (
+            json!({"cmd": "edit", "path": "a.txt", "offset": 0, "delete": -3}),
+            "delete",
+        ),
+        (
+            serde_json::from_str(
+                r#"{"cmd":"edit","path":"a.txt","offset":0,"delete":18446744073709551616}"#,
+            )
+            .unwrap(),
+            "delete",
+        ),
+        (
+            json!({"cmd": "edit", "path": "a.txt", "offset": 0, "insert": 42}),
+            "insert",
+        ),
+        (
+            json!({"cmd": "edit", "path": "a.txt", "offset": -1, "insert": "x"}),
+            "offset",
+        ),
+        (json!({"cmd": "open", "path": 7}), "path"),
+        (
+            json!({"cmd": "approve", "pending": 1, "accept": "yes"}),
+            "accept",
+        ),
+        (json!({"cmd": "edit", "path": "a.txt", "ofset": 0}), "ofset"),
+    ] {
+        let e = host.cmd(bad.clone());
+        assert_eq!(e["event"], "error", "{bad} was accepted: {e}");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains(field), "{bad}: {message}");
+        assert!(
+            !message.contains("missing") || field == "ofset",
+            "a wrong value is not a missing field: {message}"
+        );
+    }
+    assert_eq!(host.text("a.txt"), "abc", "nothing was edited");
+    // Invalid UTF-8 on the host's stdin: an error line, not the end.
+    {
+        let stdin = host.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"{\"cmd\":\"text\",\"path\":\"a\xff.txt\"}\n")
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+    let e = host.wait_event("error");
+    assert!(e["message"].as_str().unwrap().contains("UTF-8"), "{e}");
+    // The session goes on for everyone.
+    host.ok(json!({"cmd": "edit", "path": "a.txt", "offset": 3, "insert": "d"}));
+    g.open("a.txt");
+    assert_eq!(g.text("a.txt"), "abcd");
+    let state = host.ok(json!({"cmd": "state"}));
+    assert_eq!(state["state"], "Sharing");
 }

@@ -264,6 +264,59 @@ fn participant(id: ParticipantId, name: &str, color: &str, is_host: bool) -> Par
     }
 }
 
+/// `message` with the shared folder's absolute path (as given, and as
+/// resolved) made relative: `/home/ada/project/x` becomes `x`.
+fn without_root(message: &str, root: &std::path::Path) -> String {
+    let mut roots = vec![root.to_path_buf()];
+    if let Ok(real) = root.canonicalize() {
+        roots.push(real);
+    }
+    if let Ok(abs) = std::path::absolute(root) {
+        roots.push(abs);
+    }
+    // Longest first, so a root inside another is not cut in half.
+    roots.sort_by_key(|r| std::cmp::Reverse(r.as_os_str().len()));
+    let mut out = message.to_string();
+    for r in roots {
+        let r = r.to_string_lossy().trim_end_matches('/').to_string();
+        if r.is_empty() || !r.starts_with('/') {
+            continue;
+        }
+        out = replace_path(&out, &r);
+    }
+    out
+}
+
+/// Replaces `root/` by nothing and a bare `root` by `.`, where `root` is a
+/// whole path (`/a/b` is not replaced inside `/a/bc`).
+fn replace_path(text: &str, root: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(root) {
+        let after = &rest[at + root.len()..];
+        let starts_path = at == 0
+            || !rest[..at]
+                .ends_with(|c: char| !c.is_whitespace() && c != '\'' && c != '"' && c != '(');
+        match after.chars().next() {
+            Some('/') if starts_path => {
+                out.push_str(&rest[..at]);
+                rest = &after[1..];
+            }
+            None | Some(' ' | '\'' | '"' | ':' | ',' | ')' | '\n') if starts_path => {
+                out.push_str(&rest[..at]);
+                out.push('.');
+                rest = after;
+            }
+            _ => {
+                out.push_str(&rest[..at + root.len()]);
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn info_of(p: &Participant) -> ParticipantInfo {
     ParticipantInfo {
         id: p.id,
@@ -748,7 +801,14 @@ impl SessionCore {
         Ok(abs)
     }
 
+    /// Tells a guest why its request failed. Every error a guest sees
+    /// passes here, so the host's absolute paths are taken out here: a
+    /// guest learns paths relative to the shared folder only.
     fn refuse(&mut self, to: ParticipantId, request: String, message: String) {
+        let message = match self.host_ref() {
+            Some(h) => without_root(&message, &h.root),
+            None => message,
+        };
         self.send_to(to, &HostToGuest::Error { request, message });
     }
 
@@ -2193,4 +2253,41 @@ pub fn renamed_path(path: &str, from: &str, to: &str) -> Option<String> {
     }
     let rest = path.strip_prefix(from)?.strip_prefix('/')?;
     Some(format!("{to}/{rest}"))
+}
+
+#[cfg(test)]
+mod root_tests {
+    use super::without_root;
+    use std::path::Path;
+
+    #[test]
+    fn errors_for_guests_name_paths_inside_the_folder_only() {
+        let root = Path::new("/home/ada/project");
+        assert_eq!(
+            without_root("/home/ada/project/src/x.rs does not exist", root),
+            "src/x.rs does not exist"
+        );
+        assert_eq!(
+            without_root("permission denied: /home/ada/project", root),
+            "permission denied: ."
+        );
+        assert_eq!(
+            without_root(
+                "cannot save /home/ada/project/a: the folder /home/ada/project is not writable",
+                root
+            ),
+            "cannot save a: the folder . is not writable"
+        );
+        assert_eq!(without_root("no path here", root), "no path here");
+        assert_eq!(
+            without_root("/home/ada/projects-old/x", root),
+            "/home/ada/projects-old/x",
+            "a sibling sharing the root's prefix is left alone"
+        );
+        assert_eq!(
+            without_root("/srv/home/ada/project/x", root),
+            "/srv/home/ada/project/x",
+            "the root inside another path is left alone"
+        );
+    }
 }

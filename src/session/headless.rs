@@ -11,8 +11,10 @@
 //! - stdin takes one command per line: `open`, `edit` (char offsets),
 //!   `text`, `participants`, `save`, `list`, `create`, `rename`, `delete`,
 //!   `presence`, `follow`, `state`, `leave`/`end`; host only: `approve`,
-//!   `read_only`, `remove`. Bad JSON or an unknown command gives an error
-//!   line, never a crash.
+//!   `read_only`, `remove`, each parsed into a typed [`Request`]. Bad
+//!   JSON, an unknown command, a field of the wrong type (named in the
+//!   message) or a line that is not UTF-8 gives an error line, never a
+//!   crash, and the session goes on.
 //! - End of stdin is `end` (host) or `leave` (guest). The process exits
 //!   once the session's network thread has stopped: 0 after a session,
 //!   1 if sharing or joining failed.
@@ -24,7 +26,7 @@
 //! May depend on: serde_json, `session`, `doc`, `workspace`, `config`, `net`.
 
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
@@ -133,6 +135,8 @@ impl DocStore for HeadlessStore {
 
 enum Wake {
     Line(String),
+    /// A line that cannot be a command (not UTF-8, too long): why.
+    BadLine(String),
     Eof,
     Net,
 }
@@ -182,21 +186,48 @@ fn run(
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
         let mut lock = stdin.lock();
-        let mut line = String::new();
+        let mut line = Vec::new();
         loop {
             line.clear();
-            match lock.read_line(&mut line) {
+            // Bytes, not a String: a line that is not UTF-8 is an error
+            // answered on stdout, not the end of input (which would end
+            // the session for everyone).
+            let read = (&mut lock)
+                .take(MAX_COMMAND_LINE as u64 + 1)
+                .read_until(b'\n', &mut line);
+            let wake = match read {
                 Ok(0) | Err(_) => {
                     let _ = tx.send(Wake::Eof);
                     return;
                 }
-                Ok(_) => {
-                    if line.len() > MAX_COMMAND_LINE {
-                        let _ = tx.send(Wake::Line(String::from("{\"cmd\":\"<too long>\"}")));
-                    } else if tx.send(Wake::Line(line.trim_end().to_string())).is_err() {
-                        return;
+                Ok(_) if line.len() > MAX_COMMAND_LINE => {
+                    // Skip the rest of the oversize line.
+                    let mut rest = Vec::new();
+                    while !line.ends_with(b"\n") {
+                        rest.clear();
+                        match (&mut lock).take(64 * 1024).read_until(b'\n', &mut rest) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {
+                                line.clear();
+                                line.extend_from_slice(&rest);
+                            }
+                        }
                     }
+                    Wake::BadLine(format!(
+                        "a line over {} MiB was ignored",
+                        MAX_COMMAND_LINE / (1024 * 1024)
+                    ))
                 }
+                Ok(_) => match String::from_utf8(std::mem::take(&mut line)) {
+                    Ok(text) => Wake::Line(text.trim_end().to_string()),
+                    Err(e) => Wake::BadLine(format!(
+                        "a line that is not UTF-8 was ignored (invalid byte at {})",
+                        e.utf8_error().valid_up_to()
+                    )),
+                },
+            };
+            if tx.send(wake).is_err() {
+                return;
             }
         }
     });
@@ -207,6 +238,7 @@ fn run(
             Wake::Net => core.poll(&mut store),
             Wake::Line(line) if !line.trim().is_empty() => command(&mut core, &mut store, &line),
             Wake::Line(_) => {}
+            Wake::BadLine(message) => emit(json!({"event": "error", "message": message})),
             Wake::Eof => {
                 if core.is_host() {
                     core.end();
@@ -295,22 +327,214 @@ fn participants_json(core: &SessionCore, store: &mut HeadlessStore) -> Value {
     json!(list)
 }
 
-fn str_arg<'a>(cmd: &'a Value, key: &str) -> Result<&'a str, String> {
-    cmd.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("missing string field \"{key}\""))
+/// One command on stdin, typed: every field's type is checked, and a
+/// wrong one is an error naming the field (see [`parse_request`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// Host: load a file into the session. Guest: ask the host for it.
+    Open(PathArgs),
+    /// Replace `delete` chars at `offset` with `insert`.
+    Edit(EditArgs),
+    /// The text of an open file.
+    Text(PathArgs),
+    /// Who is here.
+    Participants,
+    /// The session's state.
+    State,
+    /// Host: write a file now. Guest: ask the host to.
+    Save(PathArgs),
+    /// A folder's entries.
+    List(ListArgs),
+    /// Guest: every file of the host's folder (for quick open).
+    Files,
+    /// Create a file or folder.
+    Create(CreateArgs),
+    /// Rename a file or folder.
+    Rename(RenameArgs),
+    /// Delete a file or folder.
+    Delete(PathArgs),
+    /// Where our cursor is.
+    Presence(PresenceArgs),
+    /// Follow someone (or stop: `null`).
+    Follow(FollowArgs),
+    /// Host: admit or turn away a joiner.
+    Approve(ApproveArgs),
+    /// Host: make a guest (or, with `who: null`, the session) read-only.
+    ReadOnly(ReadOnlyArgs),
+    /// Host: remove a guest.
+    Remove(WhoArgs),
+    /// Host: end the session.
+    End,
+    /// Guest: leave.
+    Leave,
 }
 
-fn uint_arg(cmd: &Value, key: &str) -> Result<u64, String> {
-    cmd.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("missing non-negative integer field \"{key}\""))
+/// `{"path": …}`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathArgs {
+    /// A `/`-separated path inside the shared folder.
+    pub path: String,
 }
 
-fn bool_arg(cmd: &Value, key: &str) -> Result<bool, String> {
-    cmd.get(key)
-        .and_then(Value::as_bool)
-        .ok_or_else(|| format!("missing boolean field \"{key}\""))
+/// Arguments of `edit`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditArgs {
+    /// The file.
+    pub path: String,
+    /// Char offset.
+    pub offset: u64,
+    /// Chars to delete at `offset`.
+    #[serde(default)]
+    pub delete: u64,
+    /// Text to insert at `offset`.
+    #[serde(default)]
+    pub insert: String,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// The folder (default `.`).
+    #[serde(default = "dot")]
+    pub path: String,
+}
+
+fn dot() -> String {
+    ".".into()
+}
+
+/// Arguments of `create`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateArgs {
+    /// The new file or folder.
+    pub path: String,
+    /// A folder rather than a file.
+    #[serde(default)]
+    pub dir: bool,
+}
+
+/// Arguments of `rename`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameArgs {
+    /// Old path.
+    pub from: String,
+    /// New path.
+    pub to: String,
+}
+
+/// Arguments of `presence`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceArgs {
+    /// The file our cursor is in (`null`: none).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Selection anchor (char offset).
+    #[serde(default)]
+    pub anchor: u64,
+    /// Selection head (default: the anchor).
+    #[serde(default)]
+    pub head: Option<u64>,
+}
+
+/// Arguments of `follow`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowArgs {
+    /// Whom (`null`: nobody).
+    #[serde(default)]
+    pub who: Option<u64>,
+}
+
+/// Arguments of `approve`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveArgs {
+    /// The request, from its `guest_request` event.
+    pub pending: u64,
+    /// Admit?
+    pub accept: bool,
+}
+
+/// Arguments of `read_only`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadOnlyArgs {
+    /// A participant, or `null` for the whole session.
+    pub who: Option<u64>,
+    /// Read-only or not.
+    pub value: bool,
+}
+
+/// `{"who": id}`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhoArgs {
+    /// A participant id.
+    pub who: u64,
+}
+
+/// No arguments.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
+
+/// Reads a command line's JSON object into a [`Request`]: its `cmd` names
+/// the command, `tag` is left to the caller, and every other field must
+/// be one the command takes, of its type. Errors are fit for the `error`
+/// line and name the field (`"offset": invalid value: integer -3, …`).
+pub fn parse_request(value: &Value) -> Result<Request, String> {
+    let Some(obj) = value.as_object() else {
+        return Err("a command is a JSON object".into());
+    };
+    let name = match obj.get("cmd") {
+        None => return Err("missing \"cmd\"".into()),
+        Some(Value::String(name)) => name.as_str(),
+        Some(_) => return Err("\"cmd\" must be a string".into()),
+    };
+    let mut args = obj.clone();
+    args.remove("cmd");
+    args.remove("tag");
+    let args = Value::Object(args);
+    fn typed<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, String> {
+        serde_path_to_error::deserialize(args).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            if path == "." {
+                inner
+            } else {
+                format!("\"{path}\": {inner}")
+            }
+        })
+    }
+    let none = |args: Value| typed::<NoArgs>(args).map(|_| ());
+    Ok(match name {
+        "open" => Request::Open(typed(args)?),
+        "edit" => Request::Edit(typed(args)?),
+        "text" => Request::Text(typed(args)?),
+        "participants" => none(args).map(|_| Request::Participants)?,
+        "state" => none(args).map(|_| Request::State)?,
+        "save" => Request::Save(typed(args)?),
+        "list" => Request::List(typed(args)?),
+        "files" => none(args).map(|_| Request::Files)?,
+        "create" => Request::Create(typed(args)?),
+        "rename" => Request::Rename(typed(args)?),
+        "delete" => Request::Delete(typed(args)?),
+        "presence" => Request::Presence(typed(args)?),
+        "follow" => Request::Follow(typed(args)?),
+        "approve" => Request::Approve(typed(args)?),
+        "read_only" => Request::ReadOnly(typed(args)?),
+        "remove" => Request::Remove(typed(args)?),
+        "end" => none(args).map(|_| Request::End)?,
+        "leave" => none(args).map(|_| Request::Leave)?,
+        "" => return Err("missing \"cmd\"".into()),
+        other => return Err(format!("unknown command \"{other}\"")),
+    })
 }
 
 fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
@@ -327,7 +551,7 @@ fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let outcome = execute(core, store, &name, &parsed);
+    let outcome = parse_request(&parsed).and_then(|req| execute(core, store, &name, req));
     let mut out = match outcome {
         Ok(v) => v,
         Err(message) => json!({"event": "error", "cmd": name, "message": message}),
@@ -340,33 +564,41 @@ fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
     emit(out);
 }
 
+/// A char offset from the protocol, as an index (beyond any text when it
+/// does not fit: the range check then refuses it).
+fn index(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 fn execute(
     core: &mut SessionCore,
     store: &mut HeadlessStore,
     name: &str,
-    cmd: &Value,
+    req: Request,
 ) -> Result<Value, String> {
     let host = core.is_host();
     let requested = |cmd: &str, path: &str| json!({"result": cmd, "path": path, "requested": true});
-    match name {
-        "open" => {
-            let path = str_arg(cmd, "path")?;
+    let host_only = || Err(format!("\"{name}\" is for the host"));
+    match req {
+        Request::Open(PathArgs { path }) => {
             if host {
-                store.load(path)?;
+                store.load(&path)?;
                 Ok(json!({"result": "open", "path": path}))
             } else {
-                core.open(path);
-                Ok(requested("open", path))
+                core.open(&path);
+                Ok(requested("open", &path))
             }
         }
-        "edit" => {
-            let path = str_arg(cmd, "path")?;
-            let offset = uint_arg(cmd, "offset")? as usize;
-            let delete = cmd.get("delete").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let insert = cmd.get("insert").and_then(Value::as_str).unwrap_or("");
+        Request::Edit(EditArgs {
+            path,
+            offset,
+            delete,
+            insert,
+        }) => {
+            let (offset, delete) = (index(offset), index(delete));
             let read_only = !host && core.is_read_only();
             let doc = store
-                .doc_mut(path)
+                .doc_mut(&path)
                 .ok_or_else(|| format!("{path} is not open"))?;
             if read_only {
                 return Err("read-only: the host does not let you edit".into());
@@ -383,127 +615,110 @@ fn execute(
                     "offset {offset} + delete {delete} is past the end ({len} chars)"
                 ));
             }
-            doc.apply_local(&[Change::replace(offset, offset + delete, insert)]);
+            doc.apply_local(&[Change::replace(offset, offset + delete, &insert)]);
             let len = doc.len_chars();
-            core.local_edit(path, store);
+            core.local_edit(&path, store);
             Ok(json!({"result": "edit", "path": path, "len": len}))
         }
-        "text" => {
-            let path = str_arg(cmd, "path")?;
+        Request::Text(PathArgs { path }) => {
             let text = store
-                .text(path)
+                .text(&path)
                 .ok_or_else(|| format!("{path} is not open"))?;
             Ok(json!({"result": "text", "path": path, "text": text}))
         }
-        "participants" => Ok(json!({"result": "participants",
+        Request::Participants => Ok(json!({"result": "participants",
             "session_read_only": core.session_read_only(),
             "participants": participants_json(core, store)})),
-        "state" => Ok(json!({"result": "state", "state": core.state().label(),
-            "link": core.invite_link(), "id": core.my_id(), "read_only": core.is_read_only(),
+        Request::State => Ok(json!({"result": "state", "state": core.state().label(),
+            "link": core.invite_link(), "url": core.invite_url(), "id": core.my_id(),
+            "read_only": core.is_read_only(),
             "path": core.path_kind().map(|p| p.to_string())})),
-        "save" => {
-            let path = str_arg(cmd, "path")?;
+        Request::Save(PathArgs { path }) => {
             if host {
-                store.save(path)?;
-                core.saved_locally(path, store);
+                store.save(&path)?;
+                core.saved_locally(&path, store);
                 Ok(json!({"result": "save", "path": path}))
             } else {
-                core.save(path);
-                Ok(requested("save", path))
+                core.save(&path);
+                Ok(requested("save", &path))
             }
         }
-        "list" => {
-            let path = cmd.get("path").and_then(Value::as_str).unwrap_or(".");
+        Request::List(ListArgs { path }) => {
             if host {
                 let root = store.root.clone().ok_or("no root")?;
-                let rows = workspace::list_folder(&root, path).map_err(|e| e.to_string())?;
+                let rows = workspace::list_folder(&root, &path).map_err(|e| e.to_string())?;
                 let entries: Vec<Value> = rows
                     .into_iter()
                     .map(|r| json!({"name": r.name, "dir": r.is_dir}))
                     .collect();
                 Ok(json!({"result": "list", "path": path, "entries": entries}))
             } else {
-                core.list_dir(path);
-                Ok(requested("list", path))
+                core.list_dir(&path);
+                Ok(requested("list", &path))
             }
         }
-        "files" if !host => {
+        Request::Files if !host => {
             core.list_files();
             Ok(json!({"result": "files", "requested": true}))
         }
-        "create" | "rename" | "delete" if !host => {
-            match name {
-                "create" => core.create(
-                    str_arg(cmd, "path")?,
-                    cmd.get("dir").and_then(Value::as_bool).unwrap_or(false),
-                ),
-                "rename" => core.rename(str_arg(cmd, "from")?, str_arg(cmd, "to")?),
-                _ => core.delete(str_arg(cmd, "path")?),
-            }
+        Request::Files => Err("\"files\" is for guests (the host lists with \"list\")".into()),
+        Request::Create(CreateArgs { path, dir }) if !host => {
+            core.create(&path, dir);
             Ok(json!({"result": name, "requested": true}))
         }
-        "create" | "rename" | "delete" => {
+        Request::Rename(RenameArgs { from, to }) if !host => {
+            core.rename(&from, &to);
+            Ok(json!({"result": name, "requested": true}))
+        }
+        Request::Delete(PathArgs { path }) if !host => {
+            core.delete(&path);
+            Ok(json!({"result": name, "requested": true}))
+        }
+        Request::Create(CreateArgs { path, dir }) => {
             let root = store.root.clone().ok_or("no root")?;
-            let done = match name {
-                "create" => {
-                    let path = str_arg(cmd, "path")?;
-                    if cmd.get("dir").and_then(Value::as_bool).unwrap_or(false) {
-                        workspace::create_dir(&root, path).map(|_| ())
-                    } else {
-                        workspace::create_file(&root, path).map(|_| ())
-                    }
-                }
-                "rename" => {
-                    let (from, to) = (str_arg(cmd, "from")?, str_arg(cmd, "to")?);
-                    workspace::rename(&root, from, to).map(|_| {
-                        core.renamed_here(from, to, store);
-                    })
-                }
-                _ => workspace::delete(&root, str_arg(cmd, "path")?),
+            let made = if dir {
+                workspace::create_dir(&root, &path).map(|_| ())
+            } else {
+                workspace::create_file(&root, &path).map(|_| ())
             };
-            done.map_err(|e| e.to_string())?;
+            made.map_err(|e| e.to_string())?;
             Ok(json!({"result": name}))
         }
-        "presence" => {
-            let path = cmd.get("path").and_then(Value::as_str);
-            let anchor = cmd.get("anchor").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let head = cmd
-                .get("head")
-                .and_then(Value::as_u64)
-                .unwrap_or(anchor as u64) as usize;
-            core.local_presence(path, anchor, head, store);
+        Request::Rename(RenameArgs { from, to }) => {
+            let root = store.root.clone().ok_or("no root")?;
+            workspace::rename(&root, &from, &to).map_err(|e| e.to_string())?;
+            core.renamed_here(&from, &to, store);
+            Ok(json!({"result": name}))
+        }
+        Request::Delete(PathArgs { path }) => {
+            let root = store.root.clone().ok_or("no root")?;
+            workspace::delete(&root, &path).map_err(|e| e.to_string())?;
+            Ok(json!({"result": name}))
+        }
+        Request::Presence(PresenceArgs { path, anchor, head }) => {
+            let anchor = index(anchor);
+            let head = head.map(index).unwrap_or(anchor);
+            core.local_presence(path.as_deref(), anchor, head, store);
             Ok(json!({"result": "presence"}))
         }
-        "follow" => {
-            let who = cmd.get("who").and_then(Value::as_u64);
+        Request::Follow(FollowArgs { who }) => {
             core.follow(who);
             Ok(json!({"result": "follow", "who": who}))
         }
-        "approve" if host => {
-            let pending = uint_arg(cmd, "pending")?;
-            let accept = bool_arg(cmd, "accept")?;
+        Request::Approve(ApproveArgs { pending, accept }) if host => {
             core.approve(pending, accept);
             Ok(json!({"result": "approve", "pending": pending, "accept": accept}))
         }
-        "read_only" if host => {
-            let who = match cmd.get("who") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .ok_or("\"who\" must be a participant id or null")?,
-                ),
-            };
-            let value = bool_arg(cmd, "value")?;
+        Request::ReadOnly(ReadOnlyArgs { who, value }) if host => {
             core.set_read_only(who, value);
             Ok(json!({"result": "read_only", "who": who, "value": value}))
         }
-        "remove" if host => {
-            let who = uint_arg(cmd, "who")?;
+        Request::Remove(WhoArgs { who }) if host => {
             core.remove(who);
             Ok(json!({"result": "remove", "who": who}))
         }
-        "approve" | "read_only" | "remove" => Err(format!("\"{name}\" is for the host")),
-        "end" | "leave" => {
+        Request::Approve(_) | Request::ReadOnly(_) | Request::Remove(_) => host_only(),
+        Request::End | Request::Leave => {
             if host {
                 core.end();
             } else {
@@ -511,7 +726,5 @@ fn execute(
             }
             Ok(json!({"result": name}))
         }
-        "" => Err("missing \"cmd\"".into()),
-        other => Err(format!("unknown command \"{other}\"")),
     }
 }

@@ -860,19 +860,22 @@ impl App {
         }
         let shared = buf.shared_path.clone();
         let name = buf.display_name();
-        match buf.save() {
-            Ok(SaveOutcome::Saved { .. }) => {
-                self.notify(Level::Info, format!("saved {name}"));
-                if let (Some(sp), Some(core)) = (shared, self.session.as_mut()) {
-                    let mut store = crate::editor::collab::EditorStore::new(&mut self.editor);
-                    core.saved_locally(&sp, &mut store);
-                }
-            }
+        let saved = buf.save();
+        match &saved {
+            Ok(SaveOutcome::Saved { .. }) => self.notify(Level::Info, format!("saved {name}")),
             Ok(SaveOutcome::Recreated { .. }) => self.notify(
                 Level::Warning,
                 format!("{name} had been deleted on disk; saved it again"),
             ),
-            Err(e) => self.notify(Level::Error, e),
+            Err(e) => self.notify(Level::Error, e.to_string()),
+        }
+        // Either way the file on disk now holds the buffer: the session
+        // (guests' saved state, the disk watcher) must know, as for any save.
+        if saved.is_ok() {
+            if let (Some(sp), Some(core)) = (shared, self.session.as_mut()) {
+                let mut store = crate::editor::collab::EditorStore::new(&mut self.editor);
+                core.saved_locally(&sp, &mut store);
+            }
         }
     }
 

@@ -62,10 +62,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
 
 /// Opens the editor on the current folder and joins the session at `link`
 /// (`lshed join LINK`).
-pub fn run_join(
-    link: &str,
-    mode: Option<crate::config::ConnectionMode>,
-) -> anyhow::Result<()> {
+pub fn run_join(link: &str, mode: Option<crate::config::ConnectionMode>) -> anyhow::Result<()> {
     run_with(Path::new("."), Some(link.to_string()), mode)
 }
 

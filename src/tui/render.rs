@@ -660,7 +660,10 @@ impl App {
                     };
                     lines.push(Line::from(vec![
                         Span::styled(" ● ", base.fg(color)),
-                        Span::styled(format!("{:<16}", p.name), base.add_modifier(Modifier::BOLD)),
+                        Span::styled(
+                            format!("{:<16}", fit_name(&p.name, 15)),
+                            base.add_modifier(Modifier::BOLD),
+                        ),
                         Span::styled(format!("{:<28}", p.file.clone().unwrap_or_default()), base),
                         Span::styled(tags.join(", "), base),
                     ]));
@@ -759,6 +762,26 @@ fn cell_of(
         }
     }
     found
+}
+
+/// `name` cut to `cols` terminal columns (with `…` when cut), so a long
+/// name never runs into the next column.
+fn fit_name(name: &str, cols: usize) -> String {
+    if text::str_width(name) <= cols {
+        return name.to_string();
+    }
+    let mut out = String::new();
+    let mut width = 0;
+    for c in name.chars() {
+        let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if width + w > cols.saturating_sub(1) {
+            break;
+        }
+        width += w;
+        out.push(c);
+    }
+    out.push('…');
+    out
 }
 
 /// Other participants' selections (tinted) and cursors (a block in their
@@ -1048,4 +1071,23 @@ fn render_welcome(frame: &mut Frame<'_>, area: Rect, app: &App) {
             .alignment(ratatui::layout::Alignment::Center),
         r,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_name;
+
+    #[test]
+    fn long_names_are_cut_to_their_column() {
+        assert_eq!(fit_name("bob", 15), "bob");
+        assert_eq!(fit_name("a".repeat(15).as_str(), 15), "a".repeat(15));
+        assert_eq!(
+            fit_name("Maximilian-Alexander von Humboldt", 15),
+            "Maximilian-Ale…"
+        );
+        // Wide chars count two columns.
+        let cut = fit_name("漢字漢字漢字漢字漢字", 15);
+        assert!(crate::editor::text::str_width(&cut) <= 15, "{cut}");
+        assert!(cut.ends_with('…'));
+    }
 }
