@@ -110,7 +110,7 @@ pub struct RelayArgs {
     #[arg(long, value_name = "ADDR")]
     pub web_listen: Option<std::net::SocketAddr>,
     /// The base URL people reach the join page at, e.g.
-    /// https://relay.example.org (default: from --public-addr's host and
+    /// `https://relay.example.org` (default: from --public-addr's host and
     /// --web-listen's port).
     #[arg(long, value_name = "URL", requires = "web_listen")]
     pub public_url: Option<String>,

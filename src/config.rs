@@ -33,9 +33,11 @@ pub const CONFIG_ENV: &str = "LSHED_CONFIG";
 pub const MAX_TAB_WIDTH: usize = 16;
 
 /// Longest accepted display name, in chars (it is drawn beside cursors).
+/// Peers cut received names to the same length
+/// (`net::limits::MAX_NAME_CHARS`).
 pub const MAX_DISPLAY_NAME: usize = 40;
 
-/// How a guest reaches the host (see DESIGN.md, "Connection modes").
+/// How a guest reaches the host (see the README, "Connection modes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum ConnectionMode {
     /// Try direct and relay at once, prefer direct.
@@ -986,5 +988,17 @@ color = "#e06c75"
         assert!(l.warnings.is_empty(), "{:?}", l.warnings);
         assert_eq!(l.config.display_name.as_deref(), Some("Cy"));
         assert_eq!(l.config.theme, "light");
+    }
+}
+
+#[cfg(test)]
+mod cap_tests {
+    #[test]
+    fn one_display_name_cap() {
+        assert_eq!(
+            super::MAX_DISPLAY_NAME,
+            crate::net::limits::MAX_NAME_CHARS,
+            "the name a user may set and the name a peer keeps are one cap"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //!            or  [u32 BE protocol_version] postcard(HostToGuest::Refused(reason))
 //! ```
 //!
-//! Each is one frame of at most [`MAX_CONTROL_FRAME_LEN`] bytes. The version
+//! Each is one frame of at most [`MAX_CONTROL_FRAME_LEN`](super::limits::MAX_CONTROL_FRAME_LEN) bytes. The version
 //! is a fixed 4-byte prefix rather than a postcard field so that any version
 //! of lshed can read it: each side compares it *before* decoding the rest,
 //! and a mismatch becomes a clear "the host runs protocol vN" instead of a

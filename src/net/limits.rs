@@ -75,8 +75,10 @@ pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;
 pub const MAX_CONTROL_FRAME_LEN: usize = 4 * 1024;
 
 /// Longest display name kept from a `Hello`, in characters (longer names are
-/// cut, control characters removed).
-pub const MAX_NAME_CHARS: usize = 64;
+/// cut, control characters removed). The same cap as the config's
+/// `MAX_DISPLAY_NAME` (a test holds them equal; `net` does not depend on
+/// `config`).
+pub const MAX_NAME_CHARS: usize = 40;
 
 /// Longest colour string kept from a `Hello`, in characters.
 pub const MAX_COLOR_CHARS: usize = 32;

@@ -5,7 +5,7 @@
 //!
 //! One task per client. A host's task reads the host's packets
 //! (`[guest id][packet]`) and sends each, untagged, on that guest's
-//! [`Link`]; a guest's task reads the guest's packets and sends them,
+//! `Link`; a guest's task reads the guest's packets and sends them,
 //! tagged with the guest's id, on the host's link. Sending never waits:
 //! each destination has a queue of [`RelayLimits::queue_packets`] packets
 //! that drops its oldest when full (quinn's datagram send buffer for QUIC,

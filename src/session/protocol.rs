@@ -30,7 +30,7 @@
 //! yet: it is for reconnection, which this version does not do.
 //!
 //! What happens to a message that breaks the rules is decided in
-//! [`super::core`] (module docs, "Misbehaving guests").
+//! the session core (`session::core`, module docs, "Misbehaving guests").
 //!
 //! May depend on: serde, `net::frame` (postcard).
 

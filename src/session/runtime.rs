@@ -20,7 +20,8 @@
 //! memory without end.
 //!
 //! A current-thread runtime: the session's I/O is light (a few messages per
-//! keystroke) and our machines have 2 cores shared with the UI thread.
+//! keystroke), and on a machine with few cores a thread pool would only
+//! compete with the UI thread.
 //!
 //! Shutdown (`NetCommand::Shutdown`, or the command channel closing when
 //! the core is dropped): every peer is closed gracefully after its queued

@@ -287,6 +287,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_default_chord_parses_and_none_repeats() {
+        let mut seen = std::collections::HashMap::new();
+        for (chord, cmd) in DEFAULT_KEYS {
+            let key = KeyChord::parse(chord)
+                .unwrap_or_else(|e| panic!("default chord {chord:?} does not parse: {e}"));
+            if let Some(other) = seen.insert(key, *cmd) {
+                panic!("{chord:?} is bound twice: {other:?} and {cmd:?}");
+            }
+        }
+        let (_, warnings) = Keymap::with_overrides(std::iter::empty());
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
     fn parse_and_display() {
         let k = KeyChord::parse("ctrl+shift+left").unwrap();
         assert_eq!(k.to_string(), "Ctrl+Shift+Left");
