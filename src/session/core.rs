@@ -90,7 +90,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::protocol::{
     decode_guest, decode_host, encode_msg, DirEntry, GuestToHost, HostToGuest, ParticipantId,
@@ -107,19 +107,8 @@ use crate::net::limits::{HOST_PARTICIPANT_ID, MAX_FRAME_LEN};
 use crate::net::{CloseCode, CloseReason, InviteLink, Path};
 use crate::workspace;
 
-/// How often the host checks shared files on disk for changes by other programs.
-pub const WATCH_INTERVAL: Duration = Duration::from_millis(300);
-
-/// Change messages larger than this (bytes) are applied on a worker
-/// thread. A keystroke's message is a few hundred bytes and costs about
-/// 0.3 ms to apply, so it stays inline (a worker's round trip would only
-/// add latency); this much automerge change is a paste of tens of thousands
-/// of chars or a backlog, which can cost seconds.
-pub const OFF_THREAD_CHANGE_BYTES: usize = 64 * 1024;
-
-/// Room left in a frame for the rest of an `Opened` message around the
-/// text and CRDT state.
-const OPENED_OVERHEAD: usize = 64 * 1024;
+pub use super::limits::{OFF_THREAD_CHANGE_BYTES, WATCH_INTERVAL};
+use super::limits::{OPENED_OVERHEAD, SNAPSHOT_REFRESH_BYTES};
 
 /// One shared file on the host.
 #[derive(Debug, Default)]
@@ -170,10 +159,6 @@ struct Snapshot {
     bytes: std::sync::Arc<Vec<u8>>,
     heads: Vec<crate::doc::ChangeHash>,
 }
-
-/// Past this many bytes of changes since the cached snapshot, a new one is
-/// made (on a worker) for the next guest to open the file.
-const SNAPSHOT_REFRESH_BYTES: usize = 256 * 1024;
 
 /// A message about a path whose work is pending, kept to be handled in
 /// arrival order once it is done.

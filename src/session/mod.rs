@@ -47,6 +47,7 @@
 mod core;
 mod diff;
 pub mod headless;
+pub mod limits;
 pub mod protocol;
 pub mod runtime;
 mod work;

@@ -47,22 +47,10 @@ use crate::net::{
     HostEndpoint, InviteLink, Path, PeerConnection,
 };
 
-/// Bytes queued for one peer past which it is dropped (default 64 MiB; the
-/// `LSHED_PEER_BACKLOG_MIB` environment variable changes it, for tests).
-pub fn max_peer_backlog() -> usize {
-    std::env::var("LSHED_PEER_BACKLOG_MIB")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(64)
-        .saturating_mul(1024 * 1024)
-}
-
-/// How long shutting down waits for peers to take their last messages.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+pub use super::limits::{max_peer_backlog, SHUTDOWN_TIMEOUT};
 
 /// How often the host's runtime sends [`NetEvent::Tick`] (disk watching).
-pub const TICK_INTERVAL: Duration = super::core::WATCH_INTERVAL;
+pub const TICK_INTERVAL: Duration = super::limits::WATCH_INTERVAL;
 
 /// Identifies a joiner awaiting the host's decision.
 pub type PendingId = u64;

@@ -18,11 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::doc::{ActorId, Change, ChangeHash, DocError, Document, SharedState};
 
-/// Most files a guest's quick open gets (their paths stay well under the
-/// largest message).
-pub(super) const MAX_LISTED_FILES: usize = 100_000;
-/// How long listing the files may take before what was found is sent.
-const LIST_FILES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+use super::limits::{LIST_FILES_TIMEOUT, MAX_LISTED_FILES, MAX_WORKER_THREADS};
 
 /// Wakes the driver so it polls the core.
 pub(super) type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -134,8 +130,12 @@ pub(super) struct Workers {
     rx: Receiver<Done>,
     waker: Option<Waker>,
     next_job: u64,
-    /// Started and not yet received.
+    /// Started or waiting, and not yet received.
     in_flight: usize,
+    /// Threads running now (at most [`MAX_WORKER_THREADS`]).
+    running: usize,
+    /// Jobs waiting for a thread, oldest first.
+    waiting: std::collections::VecDeque<(u64, String, Job)>,
 }
 
 impl std::fmt::Debug for Workers {
@@ -155,6 +155,8 @@ impl Default for Workers {
             waker: None,
             next_job: 0,
             in_flight: 0,
+            running: 0,
+            waiting: std::collections::VecDeque::new(),
         }
     }
 }
@@ -165,11 +167,23 @@ impl Workers {
         self.waker = Some(waker);
     }
 
-    /// Runs `job` for `path` on a new thread; returns its number.
+    /// Runs `job` for `path` on a worker thread (at once if fewer than
+    /// [`MAX_WORKER_THREADS`] run, else when one is free); returns its
+    /// number.
     pub fn spawn(&mut self, path: &str, job: Job) -> u64 {
         self.next_job += 1;
         let id = self.next_job;
         self.in_flight += 1;
+        if self.running >= MAX_WORKER_THREADS {
+            self.waiting.push_back((id, path.to_string(), job));
+        } else {
+            self.start(id, path, job);
+        }
+        id
+    }
+
+    fn start(&mut self, id: u64, path: &str, job: Job) {
+        self.running += 1;
         // The job sits in a slot rather than moving into the closure so
         // that it can still run here if no thread can be started.
         let slot = Arc::new(Mutex::new(Some(job)));
@@ -187,7 +201,6 @@ impl Workers {
                 finish(&self.tx, None, path.to_string(), id, job);
             }
         }
-        id
     }
 
     /// A finished job, if any; with `block`, waits for one while any runs.
@@ -199,6 +212,10 @@ impl Workers {
         };
         if done.is_some() {
             self.in_flight -= 1;
+            self.running = self.running.saturating_sub(1);
+            if let Some((id, path, job)) = self.waiting.pop_front() {
+                self.start(id, &path, job);
+            }
         }
         done
     }
@@ -211,5 +228,38 @@ fn finish(tx: &Sender<Done>, waker: Option<&Waker>, path: String, job: u64, work
         if let Some(wake) = waker {
             wake();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_the_cap_of_threads_run_and_every_job_finishes() {
+        let mut workers = Workers::default();
+        let jobs = 3 * MAX_WORKER_THREADS + 1;
+        for i in 0..jobs {
+            // Not a snapshot: the load fails fast, which is all this needs.
+            workers.spawn(
+                &format!("f{i}"),
+                Job::Load {
+                    state: vec![i as u8],
+                },
+            );
+            assert!(workers.running <= MAX_WORKER_THREADS);
+        }
+        assert_eq!(workers.waiting.len(), jobs - MAX_WORKER_THREADS);
+        let mut done = std::collections::HashSet::new();
+        while let Some(d) = workers.next(true) {
+            assert!(workers.running <= MAX_WORKER_THREADS);
+            done.insert(d.job);
+            if done.len() == jobs {
+                break;
+            }
+        }
+        assert_eq!(done.len(), jobs, "every queued job ran");
+        assert!(workers.next(false).is_none());
+        assert_eq!((workers.running, workers.in_flight), (0, 0));
     }
 }

@@ -1,0 +1,50 @@
+//! Every limit, interval and timeout of the `session` layer, in one place
+//! (as `net::limits` is for the network layer). Nothing here does I/O.
+
+use std::time::Duration;
+
+/// How often the host checks shared files on disk for changes by other
+/// programs (and how often its runtime wakes the core to do so).
+pub const WATCH_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Change messages larger than this (bytes) are applied on a worker
+/// thread. A keystroke's message is a few hundred bytes and costs about
+/// 0.3 ms to apply, so it stays inline (a worker's round trip would only
+/// add latency); this much automerge change is a paste of tens of thousands
+/// of chars or a backlog, which can cost seconds.
+pub const OFF_THREAD_CHANGE_BYTES: usize = 64 * 1024;
+
+/// Room left in a frame for the rest of an `Opened` message around the
+/// text and CRDT state.
+pub const OPENED_OVERHEAD: usize = 64 * 1024;
+
+/// Past this many bytes of changes since the cached snapshot, a new one is
+/// made (on a worker) for the next guest to open the file.
+pub const SNAPSHOT_REFRESH_BYTES: usize = 256 * 1024;
+
+/// Most files a guest's quick open gets (their paths stay well under the
+/// largest message).
+pub const MAX_LISTED_FILES: usize = 100_000;
+
+/// How long listing the files may take before what was found is sent.
+pub const LIST_FILES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long shutting down waits for peers to take their last messages.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Worker threads running document jobs at once (building CRDT state,
+/// applying big changes, snapshots, file walks); more jobs wait their turn.
+/// The jobs are CPU-bound: threads beyond the cores only share them, and
+/// without a cap a burst of opens would start a thread each.
+pub const MAX_WORKER_THREADS: usize = 4;
+
+/// Bytes queued for one peer past which it is dropped (default 64 MiB; the
+/// `LSHED_PEER_BACKLOG_MIB` environment variable changes it, for tests).
+pub fn max_peer_backlog() -> usize {
+    std::env::var("LSHED_PEER_BACKLOG_MIB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(64)
+        .saturating_mul(1024 * 1024)
+}
