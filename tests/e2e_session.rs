@@ -123,7 +123,7 @@ fn share_join_type_save_leave_end() {
     host.wait_text("bob wants to join");
     // Keys typed in the first moments after the request appears are not
     // taken as an answer (APPROVAL_GRACE, unit-tested in tui::app).
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    std::thread::sleep(lshed::tui::app::APPROVAL_GRACE + Duration::from_millis(100));
     host.send(b"a");
     guest.wait_text("Joined");
     host.wait_text("bob joined");
@@ -252,7 +252,7 @@ fn share_and_join_through_a_relay_process() {
     guest.paste(&link);
     guest.send(ENTER);
     host.wait_text("bob wants to join");
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    std::thread::sleep(lshed::tui::app::APPROVAL_GRACE + Duration::from_millis(100));
     host.send(b"a");
     guest.wait_text("Joined · relayed");
     host.wait_text("bob joined");
