@@ -467,3 +467,37 @@ fn public_guess(bound: SocketAddr) -> String {
         None => format!("YOUR-HOST:{}", bound.port()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_identity_is_made_once_kept_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("relay");
+        let first = load_or_create_identity(&state).unwrap();
+        let mode = std::fs::metadata(state.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is readable by its owner only");
+        let again = load_or_create_identity(&state).unwrap();
+        assert_eq!(first.fingerprint(), again.fingerprint(), "a restart keeps it");
+        std::fs::remove_file(state.join(CERT_FILE)).unwrap();
+        let err = load_or_create_identity(&state).unwrap_err();
+        assert!(matches!(err, IdentityError::Incomplete { .. }), "{err}");
+    }
+
+    #[test]
+    fn token_files_ignore_comments_and_refuse_to_be_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "# team a\n  alpha  \n\nbeta\n").unwrap();
+        assert_eq!(read_tokens(&path).unwrap(), vec!["alpha", "beta"]);
+        std::fs::write(&path, "# nothing\n\n").unwrap();
+        assert!(read_tokens(&path).unwrap_err().contains("no token"));
+        assert!(read_tokens(&dir.path().join("missing")).is_err());
+    }
+}
