@@ -5,7 +5,7 @@
 //! filter, or with the filter `memory`, a one-shot memory and size report
 //! is printed first (peak heap measured by a counting allocator).
 
-#[path = "../tests/doc_support/trace.rs"]
+#[path = "../tests/integration/support/trace.rs"]
 #[allow(dead_code)]
 mod trace;
 

@@ -484,7 +484,11 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "the key is readable by its owner only");
         let again = load_or_create_identity(&state).unwrap();
-        assert_eq!(first.fingerprint(), again.fingerprint(), "a restart keeps it");
+        assert_eq!(
+            first.fingerprint(),
+            again.fingerprint(),
+            "a restart keeps it"
+        );
         std::fs::remove_file(state.join(CERT_FILE)).unwrap();
         let err = load_or_create_identity(&state).unwrap_err();
         assert!(matches!(err, IdentityError::Incomplete { .. }), "{err}");

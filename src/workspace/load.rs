@@ -20,7 +20,7 @@
 //! Large files: the file is streamed in 1 MiB chunks, each validated with
 //! `std::str::from_utf8` and appended to a `ropey::RopeBuilder`, so the
 //! whole file never exists twice in memory. Measured with
-//! `tests/workspace_perf.rs` (release, 2 shared cores with a load average
+//! `tests/integration/workspace_perf.rs` (release, 2 shared cores with a load average
 //! of 4-8 from other builds, warm page cache), 100 MB of source-like
 //! ASCII: `load_file` 135-290 ms, peak RSS growth 1.16x the file size
 //! (the rope itself). The obvious alternative, `fs::read` +

@@ -16,7 +16,7 @@
 //! Symlinks to folders are shown as folders and can be expanded (they are
 //! listed lazily, so a symlink cycle costs nothing until clicked).
 //!
-//! Measured with `tests/workspace_perf.rs` (release, 2 cores shared with
+//! Measured with `tests/integration/workspace_perf.rs` (release, 2 cores shared with
 //! other builds, load average 4-8, warm dentry cache): a folder with
 //! 100,000 files opens in 56-68 ms (about a fifth is the kernel's
 //! `getdents`, the rest entry allocation and the natural sort); a root

@@ -6,8 +6,7 @@
 use lshed::doc::{ActorId, Change, DocError, Document, PeerSync, SharedState, StablePos};
 use proptest::prelude::*;
 
-#[path = "support/doc.rs"]
-mod support;
+use crate::support::doc as support;
 use support::{actor, sync};
 
 /// A host and a guest with some history, plus real messages of every kind.

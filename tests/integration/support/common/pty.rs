@@ -43,6 +43,8 @@ impl PtyApp {
         cmd.env("XDG_STATE_HOME", home.join(".local/state"));
         cmd.env("XDG_DATA_HOME", home.join(".local/share"));
         cmd.env("LSHED_CONFIG", home.join(".config/lshed/config.toml"));
+        // A host started here listens on loopback only.
+        cmd.env("LSHED_BIND", "127.0.0.1");
         cmd.env_remove("DISPLAY");
         cmd.env_remove("WAYLAND_DISPLAY");
         cmd.env_remove("SSH_TTY");

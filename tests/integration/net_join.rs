@@ -11,8 +11,7 @@ use lshed::net::{
 };
 use tokio::sync::mpsc;
 
-#[path = "support/net.rs"]
-mod support;
+use crate::support::net as support;
 use support::{auto_accept, LOCALHOST};
 
 fn me(name: &str) -> GuestProfile {

@@ -1,7 +1,7 @@
 //! Key-sequence tests: the real `App` driven by scripted keys, checked on
 //! the buffer, the selection, the disk and the screen.
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use std::fs;

@@ -3,7 +3,7 @@
 //! quits, and checks the file on disk and that the terminal was restored —
 //! also when the process is killed by SIGTERM or SIGHUP.
 
-mod common;
+use crate::support::common;
 
 use common::pty::PtyApp;
 use std::time::Duration;

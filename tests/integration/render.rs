@@ -2,7 +2,7 @@
 //! compared with stored snapshots (text only; `cargo insta review` or
 //! INSTA_UPDATE=always to accept a deliberate change).
 
-mod common;
+use crate::support::common;
 
 use common::*;
 use std::fs;

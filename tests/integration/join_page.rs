@@ -11,8 +11,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-#[path = "support/headless.rs"]
-mod headless;
+use crate::support::headless;
 use headless::{folder, lshed, type_tokens_and_converge, Peer, RelayProcess};
 
 fn chromium() -> Option<&'static str> {

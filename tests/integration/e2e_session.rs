@@ -4,10 +4,9 @@
 //! into the same file at once, the guest saves, and the file on disk and
 //! both screens agree. Then the guest leaves and the host ends.
 
-mod common;
+use crate::support::common;
 
-#[path = "support/headless.rs"]
-mod headless;
+use crate::support::headless;
 
 use base64::Engine;
 use common::pty::PtyApp;
@@ -97,7 +96,6 @@ fn share_join_type_save_leave_end() {
     identity(host_home.path(), "alice", "guest_approval = \"prompt\"");
     identity(guest_home.path(), "bob", "");
 
-    std::env::set_var("LSHED_BIND", "127.0.0.1");
     let mut host = PtyApp::spawn(&["."], shared.path(), host_home.path(), 100, 30);
     host.wait_text("Inactive");
     host.send(F5);

@@ -17,8 +17,7 @@ use lshed::net::{
 };
 use tokio::sync::mpsc;
 
-#[path = "support/net.rs"]
-mod support;
+use crate::support::net as support;
 use support::{auto_accept, LOCALHOST};
 
 /// A QUIC connection with the pinned certificate, and nothing else.

@@ -17,12 +17,10 @@ use lshed::relay::metrics::{Drop as DropReason, Refusal};
 use lshed::relay::{load_or_create_identity, Relay, RelayLimits, ServerConfig};
 use tokio::sync::mpsc;
 
-#[path = "support/net.rs"]
-mod support;
+use crate::support::net as support;
 use support::{auto_accept, LOCALHOST};
 
-#[path = "support/udp_proxy.rs"]
-mod udp_proxy;
+use crate::support::udp_proxy;
 use udp_proxy::{ConnectProxy, UdpBlockedRelay, UdpProxy};
 
 /// Long enough for a loaded machine; the tests wait for events, not time.

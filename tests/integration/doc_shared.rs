@@ -2,8 +2,7 @@
 
 use lshed::doc::{Attach, Change, Document, SharedState, StablePos, CHUNK_CHARS};
 
-#[path = "support/doc.rs"]
-mod support;
+use crate::support::doc as support;
 use support::{actor, check_mirror, sync, text};
 
 /// Host shares `initial`; guest loads its saved state.

@@ -3,7 +3,7 @@
 //! release, one at a time so peak-memory readings are per test:
 //!
 //! ```text
-//! cargo test --release --test workspace_perf -- --ignored --nocapture --test-threads=1
+//! cargo test --release --test integration workspace_perf:: -- --ignored --nocapture --test-threads=1
 //! ```
 //!
 //! Nothing here asserts on time: machines differ; the figures are printed.

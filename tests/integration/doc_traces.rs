@@ -7,9 +7,7 @@
 //! built optimised in the dev profile, see Cargo.toml, which keeps this
 //! test fast in debug builds.)
 
-#[path = "doc_support/trace.rs"]
-#[allow(dead_code)] // shared with benches/doc.rs, which uses all of it
-mod trace;
+use crate::support::trace;
 
 use lshed::doc::{ActorId, Change, Document, SharedState};
 use std::time::Instant;

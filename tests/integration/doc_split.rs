@@ -10,12 +10,10 @@
 use lshed::doc::{Assoc, Change, Document, SharedState, SPLIT_CHURN};
 use std::collections::{HashSet, VecDeque};
 
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::rng;
 use rng::Rng;
 
-#[path = "support/doc.rs"]
-mod support;
+use crate::support::doc as support;
 use support::{actor, check_mirror, text};
 
 fn pair(initial: &str) -> (Document, Document) {

@@ -27,8 +27,7 @@ fn link_name() -> String {
 
 use serde_json::json;
 
-#[path = "support/headless.rs"]
-mod headless;
+use crate::support::headless;
 use headless::{folder, lshed_in, type_tokens_and_converge, Peer, RelayProcess};
 
 /// Why these tests cannot run here, if they cannot.

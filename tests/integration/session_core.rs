@@ -15,8 +15,7 @@ use lshed::session::{
     DocStore, NetCommand, NetEvent, Profile, SessionCore, SessionEvent, SessionState,
 };
 
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::rng;
 use rng::Rng;
 
 struct Node {

@@ -8,12 +8,10 @@ use std::path::Path;
 
 use serde_json::json;
 
-#[path = "support/headless.rs"]
-mod headless;
+use crate::support::headless;
 use headless::{folder, lshed, type_tokens_and_converge, wait_converged, Peer, RelayProcess, WAIT};
 
-#[path = "support/rng.rs"]
-mod rng;
+use crate::support::rng;
 use rng::Rng;
 
 const PORTS: &str = "46100-46139";

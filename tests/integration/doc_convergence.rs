@@ -8,8 +8,7 @@
 use lshed::doc::{Change, Document, SharedState, StablePos};
 use proptest::prelude::*;
 
-#[path = "support/doc.rs"]
-mod support;
+use crate::support::doc as support;
 
 const SNIPPETS: &[&str] = &[
     "a",
