@@ -524,6 +524,22 @@ fn decide(shared: &Shared, frame: &[u8], link: &Link) -> Result<Admitted, Option
     })
 }
 
+/// Tells an admitted client it is in (with the relay's join page); if that
+/// cannot be said, forgets it again. Returns whether it was said.
+async fn accept<W: AsyncWrite + Unpin>(w: &mut W, shared: &Shared, admitted: &Admitted) -> bool {
+    let reply = reply_frame(&RelayReply::Accepted {
+        join_page: shared.join_page.clone(),
+    });
+    let said = match reply {
+        Some(reply) => write_frame(w, &reply, MAX_RELAY_CONTROL_LEN).await.is_ok(),
+        None => false,
+    };
+    if !said {
+        forget(shared, admitted);
+    }
+    said
+}
+
 fn reply_frame(reply: &RelayReply) -> Option<Vec<u8>> {
     encode_control(RELAY_PROTOCOL_VERSION, reply).ok()
 }
@@ -574,16 +590,7 @@ async fn admit_quic(
             None
         }
         Ok(admitted) => {
-            let sent = match reply_frame(&RelayReply::Accepted {
-                join_page: shared.join_page.clone(),
-            }) {
-                Some(reply) => write_frame(&mut send, &reply, MAX_RELAY_CONTROL_LEN)
-                    .await
-                    .is_ok(),
-                None => false,
-            };
-            if !sent {
-                forget(shared, &admitted);
+            if !accept(&mut send, shared, &admitted).await {
                 return None;
             }
             Some(QuicClient {
@@ -665,16 +672,7 @@ async fn serve_tcp(
         }
         Ok(admitted) => admitted,
     };
-    let accepted = match reply_frame(&RelayReply::Accepted {
-        join_page: shared.join_page.clone(),
-    }) {
-        Some(reply) => write_frame(&mut wr, &reply, MAX_RELAY_CONTROL_LEN)
-            .await
-            .is_ok(),
-        None => false,
-    };
-    if !accepted {
-        forget(shared, &admitted);
+    if !accept(&mut wr, shared, &admitted).await {
         return;
     }
     if let Ok(mut table) = shared.table.lock() {

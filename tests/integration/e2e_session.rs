@@ -54,6 +54,54 @@ fn identity(home: &Path, name: &str, extra: &str) {
     .unwrap();
 }
 
+/// The host presses Share: returns the invite link read off its screen
+/// (the box is still up).
+fn share(host: &mut PtyApp) -> String {
+    host.wait_text("Inactive");
+    host.send(F5);
+    host.wait_text("Invite link");
+    host.wait_text("Sharing");
+    link_from_screen(&host.screen())
+}
+
+/// The guest pastes `link` into its join prompt and the host admits it.
+fn join(guest: &mut PtyApp, host: &mut PtyApp, link: &str) {
+    guest.wait_text("Inactive");
+    guest.send(F6);
+    guest.wait_text("Join: paste the invite link");
+    guest.paste(link);
+    guest.send(ENTER);
+    guest.wait_text("Joining");
+    host.wait_text("bob wants to join");
+    // Keys typed in the first moments after the request appears are not
+    // taken as an answer (APPROVAL_GRACE, unit-tested in tui::app).
+    std::thread::sleep(lshed::tui::app::APPROVAL_GRACE + Duration::from_millis(100));
+    host.send(b"a");
+}
+
+/// The guest leaves (the session goes on), the host ends it, and both
+/// quit with their terminals restored. `discard` answers the host's
+/// question about an unsaved buffer.
+fn leave_end_quit(guest: &mut PtyApp, host: &mut PtyApp, discard: bool) {
+    guest.send(F9);
+    guest.wait_text("Inactive");
+    host.wait_text("bob left");
+    host.wait_text("Sharing");
+    host.send(F10);
+    host.wait_for("host back to Inactive", Duration::from_secs(20), |s| {
+        s.lines().last().is_some_and(|l| l.contains("Inactive")) || s.contains(" Inactive ")
+    });
+    guest.send(CTRL_Q);
+    guest.wait_exit(Duration::from_secs(10));
+    guest.assert_restored();
+    host.send(CTRL_Q);
+    if discard {
+        host.send(b"d");
+    }
+    host.wait_exit(Duration::from_secs(10));
+    host.assert_restored();
+}
+
 /// The invite link as drawn in the "Invite link" box (it may wrap).
 fn link_from_screen(screen: &str) -> String {
     let mut out = String::new();
@@ -97,11 +145,7 @@ fn share_join_type_save_leave_end() {
     identity(guest_home.path(), "bob", "");
 
     let mut host = PtyApp::spawn(&["."], shared.path(), host_home.path(), 100, 30);
-    host.wait_text("Inactive");
-    host.send(F5);
-    host.wait_text("Invite link");
-    host.wait_text("Sharing");
-    let link = link_from_screen(&host.screen());
+    let link = share(&mut host);
     assert!(
         link.starts_with("lshed://join/v2/"),
         "link: {link}\n{}",
@@ -112,17 +156,7 @@ fn share_join_type_save_leave_end() {
     host.send(ESC);
 
     let mut guest = PtyApp::spawn(&["."], guest_dir.path(), guest_home.path(), 100, 30);
-    guest.wait_text("Inactive");
-    guest.send(F6);
-    guest.wait_text("Join: paste the invite link");
-    guest.paste(&link);
-    guest.send(ENTER);
-    guest.wait_text("Joining");
-    host.wait_text("bob wants to join");
-    // Keys typed in the first moments after the request appears are not
-    // taken as an answer (APPROVAL_GRACE, unit-tested in tui::app).
-    std::thread::sleep(lshed::tui::app::APPROVAL_GRACE + Duration::from_millis(100));
-    host.send(b"a");
+    join(&mut guest, &mut host, &link);
     guest.wait_text("Joined");
     host.wait_text("bob joined");
     // The guest's status line names the host's session, not its own folder.
@@ -193,24 +227,9 @@ fn share_join_type_save_leave_end() {
     wait_file(&shared.path().join("renamed.txt"), false);
     guest.send(ESC);
 
-    // The guest leaves; the session goes on for the host.
-    guest.send(F9);
-    guest.wait_text("Inactive");
-    host.wait_text("bob left");
-    host.wait_text("Sharing");
-    // The host ends the session.
-    host.send(F10);
-    host.wait_for("host back to Inactive", Duration::from_secs(20), |s| {
-        s.lines().last().is_some_and(|l| l.contains("Inactive")) || s.contains(" Inactive ")
-    });
-    guest.send(CTRL_Q);
-    guest.wait_exit(Duration::from_secs(10));
-    guest.assert_restored();
-    host.send(CTRL_Q);
-    // Unsaved host buffer: discard.
-    host.send(b"d");
-    host.wait_exit(Duration::from_secs(10));
-    host.assert_restored();
+    // The guest leaves; the session goes on for the host, which ends it
+    // (and discards its unsaved buffer on quitting).
+    leave_end_quit(&mut guest, &mut host, true);
 }
 
 #[test]
@@ -233,25 +252,14 @@ fn share_and_join_through_a_relay_process() {
     identity(guest_home.path(), "bob", "");
 
     let mut host = PtyApp::spawn(&["."], shared.path(), host_home.path(), 100, 30);
-    host.wait_text("Inactive");
-    host.send(F5);
-    host.wait_text("Invite link");
-    host.wait_text("Sharing");
-    let link = link_from_screen(&host.screen());
+    let link = share(&mut host);
     let parsed: lshed::net::InviteLink = link.parse().unwrap();
     assert!(parsed.direct.is_empty(), "relay mode: no direct address");
     assert_eq!(parsed.relay.unwrap().to_string(), relay.relay);
     host.send(ESC);
 
     let mut guest = PtyApp::spawn(&["."], guest_dir.path(), guest_home.path(), 100, 30);
-    guest.wait_text("Inactive");
-    guest.send(F6);
-    guest.wait_text("Join: paste the invite link");
-    guest.paste(&link);
-    guest.send(ENTER);
-    host.wait_text("bob wants to join");
-    std::thread::sleep(lshed::tui::app::APPROVAL_GRACE + Duration::from_millis(100));
-    host.send(b"a");
+    join(&mut guest, &mut host, &link);
     guest.wait_text("Joined · relayed");
     host.wait_text("bob joined");
     // The host's participants panel says how bob came in.
@@ -272,17 +280,5 @@ fn share_and_join_through_a_relay_process() {
         "# Relayed\n via relay"
     );
 
-    guest.send(F9);
-    guest.wait_text("Inactive");
-    host.wait_text("bob left");
-    host.send(F10);
-    host.wait_for("host back to Inactive", Duration::from_secs(20), |s| {
-        s.lines().last().is_some_and(|l| l.contains("Inactive")) || s.contains(" Inactive ")
-    });
-    guest.send(CTRL_Q);
-    guest.wait_exit(Duration::from_secs(10));
-    guest.assert_restored();
-    host.send(CTRL_Q);
-    host.wait_exit(Duration::from_secs(10));
-    host.assert_restored();
+    leave_end_quit(&mut guest, &mut host, false);
 }

@@ -6,28 +6,16 @@ use std::time::{Duration, Instant};
 
 use lshed::net::limits::{DIRECT_PORTS, PROTOCOL_VERSION};
 use lshed::net::{
-    connect_direct, CloseCode, CloseReason, ConnectError, ConnectOptions, GuestProfile,
-    HostEndpoint, HostError, HostOptions, InviteLink, Path, PeerConnection,
+    connect_direct, CloseCode, CloseReason, ConnectError, ConnectOptions, HostEndpoint, HostError,
+    HostOptions, InviteLink, Path, PeerConnection,
 };
 use tokio::sync::mpsc;
 
 use crate::support::net as support;
-use support::{auto_accept, LOCALHOST};
-
-fn me(name: &str) -> GuestProfile {
-    GuestProfile {
-        name: name.into(),
-        color: "#e5c07b".into(),
-    }
-}
+use support::{auto_accept, me, LOCALHOST};
 
 fn quick() -> ConnectOptions {
-    ConnectOptions {
-        connect_timeout: Duration::from_secs(3),
-        handshake_timeout: Duration::from_secs(3),
-        approval_timeout: Duration::from_secs(3),
-        ..ConnectOptions::default()
-    }
+    support::quick(3)
 }
 
 async fn join_as(link: &InviteLink, name: &str) -> Result<PeerConnection, ConnectError> {

@@ -135,14 +135,7 @@ impl Net {
     fn machine(&mut self, name: &str, host: u8) -> String {
         let ns = self.add_ns(name);
         let relay = self.ns("relay");
-        let (a, b) = (link_name(), link_name());
-        run(
-            "ip",
-            &["link", "add", &a, "type", "veth", "peer", "name", &b],
-        )
-        .unwrap();
-        run("ip", &["link", "set", &a, "netns", &ns]).unwrap();
-        run("ip", &["link", "set", &b, "netns", &relay]).unwrap();
+        let (a, b) = cable(&ns, &relay);
         sh(
             &relay,
             &format!("ip link set {b} master br0; ip link set {b} up"),
@@ -164,14 +157,7 @@ impl Net {
         self.next_lan += 10;
         let nat = self.machine(&format!("{name}nat"), router);
         let ns = self.add_ns(name);
-        let (a, b) = (link_name(), link_name());
-        run(
-            "ip",
-            &["link", "add", &a, "type", "veth", "peer", "name", &b],
-        )
-        .unwrap();
-        run("ip", &["link", "set", &a, "netns", &ns]).unwrap();
-        run("ip", &["link", "set", &b, "netns", &nat]).unwrap();
+        let (a, b) = cable(&ns, &nat);
         sh(
             &nat,
             &format!(
@@ -191,6 +177,22 @@ impl Net {
         );
         ns
     }
+}
+
+/// A veth pair between namespaces `a` and `b`: the names of its ends in
+/// each.
+fn cable(a: &str, b: &str) -> (String, String) {
+    let (end_a, end_b) = (link_name(), link_name());
+    run(
+        "ip",
+        &[
+            "link", "add", &end_a, "type", "veth", "peer", "name", &end_b,
+        ],
+    )
+    .unwrap();
+    run("ip", &["link", "set", &end_a, "netns", a]).unwrap();
+    run("ip", &["link", "set", &end_b, "netns", b]).unwrap();
+    (end_a, end_b)
 }
 
 impl Drop for Net {

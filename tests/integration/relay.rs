@@ -10,15 +10,15 @@ use lshed::net::relay_client::{outer_transport, RelayError};
 use lshed::net::relay_proto::{RelayAddr, RelayRefusal, RELAY_ALPN};
 use lshed::net::tls::pinned_client_config;
 use lshed::net::{
-    connect, CloseReason, ConnectError, ConnectOptions, ConnectPaths, GuestProfile, HostEndpoint,
-    HostOptions, InviteLink, Path, PeerConnection, RelayConnectOptions,
+    connect, CloseReason, ConnectError, ConnectOptions, ConnectPaths, HostEndpoint, HostOptions,
+    InviteLink, Path, PeerConnection, RelayConnectOptions,
 };
 use lshed::relay::metrics::{Drop as DropReason, Refusal};
 use lshed::relay::{load_or_create_identity, Relay, RelayLimits, ServerConfig};
 use tokio::sync::mpsc;
 
 use crate::support::net as support;
-use support::{auto_accept, LOCALHOST};
+use support::{auto_accept, me, LOCALHOST};
 
 use crate::support::udp_proxy;
 use udp_proxy::{ConnectProxy, UdpBlockedRelay, UdpProxy};
@@ -26,21 +26,8 @@ use udp_proxy::{ConnectProxy, UdpBlockedRelay, UdpProxy};
 /// Long enough for a loaded machine; the tests wait for events, not time.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn me(name: &str) -> GuestProfile {
-    GuestProfile {
-        name: name.into(),
-        color: "#e5c07b".into(),
-    }
-}
-
 fn quick() -> ConnectOptions {
-    ConnectOptions {
-        connect_timeout: Duration::from_secs(5),
-        handshake_timeout: Duration::from_secs(5),
-        approval_timeout: Duration::from_secs(5),
-        relay: no_proxy(),
-        ..ConnectOptions::default()
-    }
+    support::quick(5)
 }
 
 /// Relay options that ignore the machine's proxy settings.
@@ -220,14 +207,20 @@ async fn the_relay_sees_only_ciphertext() {
     }
 }
 
+/// A host in `auto` mode: listening directly on loopback (ports from
+/// `first`) and registered with `relay`, accepting everyone.
+async fn auto_host(relay: &RelayAddr, first: u16) -> (InviteLink, mpsc::Receiver<PeerConnection>) {
+    let mut host = HostEndpoint::bind_with(LOCALHOST, host_options(first)).unwrap();
+    host.register_relay(relay, None, Duration::from_secs(5))
+        .await
+        .unwrap();
+    auto_accept(host)
+}
+
 #[tokio::test]
 async fn auto_prefers_direct_when_both_paths_work() {
     let relay = start_relay(RelayLimits::default(), vec![]).await;
-    let mut host = HostEndpoint::bind_with(LOCALHOST, host_options(48100)).unwrap();
-    host.register_relay(&relay.addr, None, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let (link, mut admitted) = auto_accept(host);
+    let (link, mut admitted) = auto_host(&relay.addr, 48100).await;
     assert!(!link.direct.is_empty() && link.relay.is_some());
     let guest = connect(&link, &me("bob"), &quick(), ConnectPaths::Both)
         .await
@@ -247,11 +240,7 @@ async fn auto_prefers_direct_when_both_paths_work() {
 #[tokio::test]
 async fn auto_takes_the_relay_when_the_direct_address_does_not_answer() {
     let relay = start_relay(RelayLimits::default(), vec![]).await;
-    let mut host = HostEndpoint::bind_with(LOCALHOST, host_options(48110)).unwrap();
-    host.register_relay(&relay.addr, None, Duration::from_secs(5))
-        .await
-        .unwrap();
-    let (mut link, mut admitted) = auto_accept(host);
+    let (mut link, mut admitted) = auto_host(&relay.addr, 48110).await;
     // A socket that takes packets and never answers: a firewalled port.
     let black_hole = std::net::UdpSocket::bind((LOCALHOST, 0)).unwrap();
     link.direct = vec![black_hole.local_addr().unwrap()];

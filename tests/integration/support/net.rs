@@ -3,7 +3,11 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use lshed::net::{HostEndpoint, InviteLink, PeerConnection};
+use std::time::Duration;
+
+use lshed::net::{
+    ConnectOptions, GuestProfile, HostEndpoint, InviteLink, PeerConnection, RelayConnectOptions,
+};
 use tokio::sync::mpsc;
 
 pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -22,4 +26,28 @@ pub fn auto_accept(mut host: HostEndpoint) -> (InviteLink, mpsc::Receiver<PeerCo
         }
     });
     (link, rx)
+}
+
+/// A guest called `name`.
+pub fn me(name: &str) -> GuestProfile {
+    GuestProfile {
+        name: name.into(),
+        color: "#e5c07b".into(),
+    }
+}
+
+/// Connect options with every wait `secs` long, and no proxy from the
+/// machine's environment.
+pub fn quick(secs: u64) -> ConnectOptions {
+    let wait = Duration::from_secs(secs);
+    ConnectOptions {
+        connect_timeout: wait,
+        handshake_timeout: wait,
+        approval_timeout: wait,
+        relay: RelayConnectOptions {
+            proxy: None,
+            ..RelayConnectOptions::default()
+        },
+        ..ConnectOptions::default()
+    }
 }
