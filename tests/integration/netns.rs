@@ -238,6 +238,14 @@ fn guest(ns: &str, name: &str, link: &str, extra: &[&str], env: &[(&str, &str)])
     )
 }
 
+/// The guest joins through the relay; both type and converge; both leave.
+fn relayed_session(mut host: Peer, mut bob: Peer) {
+    assert_eq!(bob.wait_event("joined")["path"], "relayed");
+    edit_together(&mut host, &mut bob);
+    assert_eq!(bob.finish(), Some(0));
+    assert_eq!(host.finish(), Some(0));
+}
+
 /// Host and guest type, both ways, and end with the same text.
 fn edit_together(host: &mut Peer, guest: &mut Peer) {
     host.ok(json!({"cmd": "open", "path": "notes.txt"}));
@@ -283,7 +291,7 @@ fn relay_mode_opens_no_udp_port_on_the_host() {
     let g = net.machine("guest", 3);
     let (relay, _state) = start_relay(&net);
     let dir = folder(&[("notes.txt", "hello\n")]);
-    let (mut host, link) = host(&h, dir.path(), &relay.relay, "relay");
+    let (host, link) = host(&h, dir.path(), &relay.relay, "relay");
     let parsed: lshed::net::InviteLink = link.parse().unwrap();
     assert!(parsed.direct.is_empty(), "no direct address in the link");
     let sockets = run("ip", &["netns", "exec", &h, "ss", "-Huln"]).unwrap();
@@ -293,11 +301,8 @@ fn relay_mode_opens_no_udp_port_on_the_host() {
             "the host listens on UDP {port}:\n{sockets}"
         );
     }
-    let mut bob = guest(&g, "bob", &link, &[], &[]);
-    assert_eq!(bob.wait_event("joined")["path"], "relayed");
-    edit_together(&mut host, &mut bob);
-    assert_eq!(bob.finish(), Some(0));
-    assert_eq!(host.finish(), Some(0));
+    let bob = guest(&g, "bob", &link, &[], &[]);
+    relayed_session(host, bob);
 }
 
 #[test]
@@ -312,12 +317,9 @@ fn a_guest_with_all_udp_blocked_joins_over_tcp() {
     );
     let (relay, _state) = start_relay(&net);
     let dir = folder(&[("notes.txt", "hello\n")]);
-    let (mut host, link) = host(&h, dir.path(), &relay.relay, "auto");
-    let mut bob = guest(&g, "bob", &link, &[], &[]);
-    assert_eq!(bob.wait_event("joined")["path"], "relayed");
-    edit_together(&mut host, &mut bob);
-    assert_eq!(bob.finish(), Some(0));
-    assert_eq!(host.finish(), Some(0));
+    let (host, link) = host(&h, dir.path(), &relay.relay, "auto");
+    let bob = guest(&g, "bob", &link, &[], &[]);
+    relayed_session(host, bob);
 }
 
 #[test]

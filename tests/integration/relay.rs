@@ -562,11 +562,20 @@ async fn a_stuck_guest_does_not_slow_the_others() {
     flood.abort();
 }
 
-#[tokio::test]
-async fn a_relay_restart_ends_relayed_sessions_with_a_clear_message() {
+/// A relay stops mid-session: its guest learns at once, and why (not
+/// after the idle timeout), whether its link ran over UDP or TCP.
+async fn relay_restart_ends_the_session_clearly(udp: bool) {
     let relay = start_relay(RelayLimits::default(), vec![]).await;
-    let (link, mut admitted) = relayed_host(&relay.addr).await;
-    let guest = connect(&link, &me("bob"), &quick(), ConnectPaths::RelayOnly)
+    let (link, mut admitted) = if udp {
+        relayed_host(&relay.addr).await
+    } else {
+        tcp_host(&relay.addr, None).await
+    };
+    let options = ConnectOptions {
+        relay: RelayConnectOptions { udp, ..no_proxy() },
+        ..quick()
+    };
+    let guest = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
         .await
         .unwrap();
     let _host_side = next_peer(&mut admitted).await;
@@ -579,6 +588,11 @@ async fn a_relay_restart_ends_relayed_sessions_with_a_clear_message() {
         reason.to_string().contains("relay is shutting down"),
         "{reason}"
     );
+}
+
+#[tokio::test]
+async fn a_relay_restart_ends_relayed_sessions_with_a_clear_message() {
+    relay_restart_ends_the_session_clearly(true).await;
 }
 
 /// A host whose relay link runs over TCP only (UDP blocked), through
@@ -680,28 +694,7 @@ async fn a_proxy_that_refuses_is_named_in_the_error() {
 
 #[tokio::test]
 async fn a_relay_restart_ends_tcp_sessions_with_a_clear_message_too() {
-    let relay = start_relay(RelayLimits::default(), vec![]).await;
-    let (link, mut admitted) = tcp_host(&relay.addr, None).await;
-    let options = ConnectOptions {
-        relay: RelayConnectOptions {
-            udp: false,
-            ..no_proxy()
-        },
-        ..quick()
-    };
-    let guest = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
-        .await
-        .unwrap();
-    let _host_side = next_peer(&mut admitted).await;
-    relay.relay.shutdown().await;
-    let reason = tokio::time::timeout(DEADLINE, guest.closed())
-        .await
-        .expect("the guest learns at once");
-    assert!(matches!(reason, CloseReason::RelayLost(_)), "{reason:?}");
-    assert!(
-        reason.to_string().contains("relay is shutting down"),
-        "{reason}"
-    );
+    relay_restart_ends_the_session_clearly(false).await;
 }
 
 #[tokio::test]
