@@ -20,9 +20,9 @@
 //! old chunk is *retired* (still in automerge, no longer in the layout).
 //! What others write into a retired chunk (they had not seen the split
 //! yet, or they undo text that was in it) is moved by the owner onto the
-//! chars that replaced it ([`Retired`], `Editor::repair`); a replica that
+//! chars that replaced it ([`Retired`], `ChunkEditor::repair`); a replica that
 //! followed the split maps its own undo onto those chars itself
-//! (`follow_split`, `Editor::translate_stable`). Chunks are never
+//! (`follow_split`, `ChunkEditor::translate_stable`). Chunks are never
 //! deleted by lshed. A change of the layout (the owner's split, or anything
 //! a foreign peer does) is followed by re-reading the table and patching
 //! the rope with the one difference, if any (`resync_changed_chunks`,
@@ -81,7 +81,7 @@ const MAX_GROUP_DEPTH: usize = 64;
 
 const FORMAT_KEY: &str = "lshed";
 /// Root key of the scratch text the owner writes to raise its op counter
-/// before a repair insert (see `Editor::outrank`); not part of the text.
+/// before a repair insert (see `ChunkEditor::outrank`); not part of the text.
 const ORDER_KEY: &str = "order";
 /// How far a repair insert's op counter is raised past the owner's: far
 /// above what one person types in a round trip.
@@ -1218,7 +1218,7 @@ impl SharedState {
     /// new char stands for each char the chunk had in that change, as the
     /// owner does. Our undo entries that name the old chunk
     /// are then carried out on the new chunks at once (see
-    /// `Editor::apply_stable`) instead of landing in the retired chunk and
+    /// `ChunkEditor::apply_stable`) instead of landing in the retired chunk and
     /// showing only when the owner's repair comes back a round trip later.
     fn follow_split(&mut self, old_mid: &[Chunk], pre: usize, suf: usize) {
         let new_objs: HashSet<&ObjId> = self.chunks.iter().filter_map(|c| c.obj.as_ref()).collect();
@@ -1311,7 +1311,7 @@ impl SharedState {
     ) -> Result<(), ()> {
         if matches!(patch.path.first(), Some((o, automerge::Prop::Map(k))) if *o == ROOT && k == ORDER_KEY)
         {
-            // The owner's scratch text (see `Editor::outrank`).
+            // The owner's scratch text (see `ChunkEditor::outrank`).
             return Ok(());
         }
         if patch.obj == ROOT {
@@ -1484,7 +1484,7 @@ impl SharedState {
     pub(crate) fn edit<R>(
         &mut self,
         rope: &mut Rope,
-        f: impl FnOnce(&mut Editor<'_, '_>) -> Result<R, AutomergeError>,
+        f: impl FnOnce(&mut ChunkEditor<'_, '_>) -> Result<R, AutomergeError>,
     ) -> Result<(R, Vec<Change>), DocError> {
         let Some(list) = self.list.clone() else {
             return Err(DocError::ReadOnly(
@@ -1495,7 +1495,7 @@ impl SharedState {
         let actor = self.am.get_actor().clone();
         let max_op = self.max_op.or_else(|| probe_max_op(&mut self.am));
         let mut tx = self.am.transaction();
-        let mut ed = Editor {
+        let mut ed = ChunkEditor {
             tx: &mut tx,
             list: &list,
             chunks: &mut self.chunks,
@@ -1513,7 +1513,7 @@ impl SharedState {
             split_churn: self.split_churn,
         };
         let result = f(&mut ed);
-        let Editor {
+        let ChunkEditor {
             applied, rope_undo, ..
         } = ed;
         match result {
@@ -1669,8 +1669,26 @@ pub(crate) fn diff_ropes(rope: &Rope, target: &Rope) -> Option<Change> {
     Some(Change::replace(prefix, rope_len - suffix, new))
 }
 
+/// Where text inserted at a document offset goes
+/// (`ChunkEditor::insert_target`).
+enum InsertTarget {
+    /// Into chunk `chunk` (table index) at char `offset`: the point is
+    /// inside it, or at its edge and it has room.
+    Inside { chunk: usize, offset: usize },
+    /// Into new chunks taking table index `slot`, in the layout list of
+    /// `beside` (a chunk's table index, and whether they go after it), or
+    /// at the end of the top list when `None`: the point is between full
+    /// chunks, or the text is a large paste.
+    NewChunks {
+        slot: usize,
+        beside: Option<(usize, bool)>,
+    },
+}
+
 /// One local transaction in progress: the automerge side plus the rope.
-pub(crate) struct Editor<'t, 'a> {
+/// (Not the editor of `crate::editor`: it edits the chunks of one
+/// document's CRDT state.)
+pub(crate) struct ChunkEditor<'t, 'a> {
     tx: &'t mut Transaction<'a>,
     list: &'t ObjId,
     chunks: &'t mut Vec<Chunk>,
@@ -1698,7 +1716,7 @@ pub(crate) struct Editor<'t, 'a> {
     split_churn: usize,
 }
 
-impl Editor<'_, '_> {
+impl ChunkEditor<'_, '_> {
     /// Current length in chars.
     pub(crate) fn len(&self) -> usize {
         *self.len
@@ -1839,15 +1857,8 @@ impl Editor<'_, '_> {
         Ok(())
     }
 
-    /// Picks where text inserted at document offset `pos` goes: (chunk
-    /// index, offset), or, for new chunks, the table index they take and
-    /// the neighbour they go after (`true`) or before.
-    #[allow(clippy::type_complexity)]
-    fn insert_target(
-        &self,
-        pos: usize,
-        big: bool,
-    ) -> Result<(usize, usize), (usize, Option<(usize, bool)>)> {
+    /// Picks where text inserted at document offset `pos` goes.
+    fn insert_target(&self, pos: usize, big: bool) -> InsertTarget {
         let mut at = 0;
         let mut candidate = None;
         for (i, c) in self.chunks.iter().enumerate() {
@@ -1857,16 +1868,29 @@ impl Editor<'_, '_> {
             }
             let (s, e) = (at, at + c.len);
             if s < pos && pos < e {
-                return Ok((i, pos - s)); // strictly inside: no choice
+                // Strictly inside: no choice.
+                return InsertTarget::Inside {
+                    chunk: i,
+                    offset: pos - s,
+                };
             }
             if pos == e || pos == s {
                 if c.len < CHUNK_FULL_CHARS && !big {
-                    return Ok((i, pos - s));
+                    return InsertTarget::Inside {
+                        chunk: i,
+                        offset: pos - s,
+                    };
                 }
                 candidate = Some(if pos == e {
-                    (i + 1, Some((i, true)))
+                    InsertTarget::NewChunks {
+                        slot: i + 1,
+                        beside: Some((i, true)),
+                    }
                 } else {
-                    (i, Some((i, false)))
+                    InsertTarget::NewChunks {
+                        slot: i,
+                        beside: Some((i, false)),
+                    }
                 });
             }
             if s > pos {
@@ -1874,7 +1898,10 @@ impl Editor<'_, '_> {
             }
             at = e;
         }
-        Err(candidate.unwrap_or((self.chunks.len(), None)))
+        candidate.unwrap_or(InsertTarget::NewChunks {
+            slot: self.chunks.len(),
+            beside: None,
+        })
     }
 
     /// Position of element `obj` in layout list `parent`.
@@ -1892,13 +1919,16 @@ impl Editor<'_, '_> {
     ) -> Result<(), AutomergeError> {
         let big = text.len() > CHUNK_CHARS;
         match self.insert_target(pos, big) {
-            Ok((i, off)) => {
-                let Some(obj) = self.chunks[i].obj.clone() else {
+            InsertTarget::Inside { chunk, offset } => {
+                let Some(obj) = self.chunks[chunk].obj.clone() else {
                     return Ok(());
                 };
-                self.insert_in(Some(i), &obj, off, text, undo)
+                self.insert_in(Some(chunk), &obj, offset, text, undo)
             }
-            Err((mut slot, neighbour)) => {
+            InsertTarget::NewChunks {
+                mut slot,
+                beside: neighbour,
+            } => {
                 // At a boundary with full neighbours (or a large paste):
                 // new chunks, cut to the normal size, in the neighbour's list.
                 let (parent, mut sub) = match neighbour {

@@ -137,7 +137,7 @@
 //! (one round trip), and what they type meanwhile goes where they see the
 //! cursor; the repair's ops are numbered above anything typed in that
 //! time, so automerge orders the moved text first and the result reads in
-//! the order it was typed (`Editor::outrank`, tested with a guest typing
+//! the order it was typed (`ChunkEditor::outrank`, tested with a guest typing
 //! through splits). The next step is for each replica to move its own
 //! racing edits when it follows the split, so nothing leaves anyone's
 //! view. Measured (benches/README.md): the paper as remote
