@@ -153,7 +153,12 @@ pub fn run_guest(link: &str, profile: Profile, opts: SessionOptions) -> i32 {
     let link: InviteLink = match link.parse() {
         Ok(l) => l,
         Err(e) => {
-            emit(json!({"event": "join_failed", "message": e.to_string()}));
+            emit(
+                Event::JoinFailed {
+                    message: e.to_string(),
+                }
+                .to_json(),
+            );
             return 1;
         }
     };
@@ -238,7 +243,7 @@ fn run(
             Wake::Net => core.poll(&mut store),
             Wake::Line(line) if !line.trim().is_empty() => command(&mut core, &mut store, &line),
             Wake::Line(_) => {}
-            Wake::BadLine(message) => emit(json!({"event": "error", "message": message})),
+            Wake::BadLine(message) => emit(Event::Error { cmd: None, message }.to_json()),
             Wake::Eof => {
                 if core.is_host() {
                     core.end();
@@ -254,7 +259,7 @@ fn run(
             ) {
                 started = true;
             }
-            emit(event_json(&ev, &core, &mut store));
+            emit(event_of(&ev, &core, &mut store).to_json());
         }
         if core.state() == SessionState::Inactive && core.runtime_stopped() {
             break;
@@ -263,49 +268,189 @@ fn run(
     i32::from(!started)
 }
 
-fn event_json(ev: &SessionEvent, core: &SessionCore, store: &mut HeadlessStore) -> Value {
-    match ev {
-        SessionEvent::GuestWantsToJoin { pending, name } => {
-            json!({"event": "guest_request", "pending": pending, "name": name})
-        }
-        SessionEvent::ParticipantJoined { id, name } => {
-            json!({"event": "participant_joined", "id": id, "name": name})
-        }
+/// One event line on stdout, typed: `{"event": "<name>", …fields}`.
+/// `docs/headless.md` lists them; this is their definition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Host: someone with the link asks to join (answer with `approve`).
+    GuestRequest {
+        /// The request's number.
+        pending: u64,
+        /// Their name.
+        name: String,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Their id.
+        id: u64,
+        /// Their name.
+        name: String,
+    },
+    /// Someone left (`reason` is "left", or why they were dropped).
+    ParticipantLeft {
+        /// Their id.
+        id: u64,
+        /// Their name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// Host: sharing; the invite link (and its web form, if the relay has a
+    /// join page). The host's first line.
+    Shared {
+        /// `lshed://join/…`.
+        link: String,
+        /// `https://relay/join#…`, or `null`.
+        url: Option<String>,
+    },
+    /// Guest: in the session.
+    Joined {
+        /// The host's name.
+        host: String,
+        /// `direct` or `relayed`.
+        path: String,
+        /// Our participant id.
+        id: u64,
+        /// Whether we may not edit.
+        read_only: bool,
+    },
+    /// Guest: joining failed, and why.
+    JoinFailed {
+        /// Why.
+        message: String,
+    },
+    /// Guest: a file's text arrived (not editable until `opened`).
+    Shown {
+        /// The file.
+        path: String,
+    },
+    /// Guest: a file is open and (unless `read_only`) editable.
+    Opened {
+        /// The file.
+        path: String,
+        /// Whether it is read-only.
+        read_only: bool,
+    },
+    /// Guest: a folder's entries, as asked with `list`.
+    Listing {
+        /// The folder.
+        path: String,
+        /// Its entries.
+        entries: Vec<ListEntry>,
+    },
+    /// Guest: every file of the host's folder, as asked with `files`.
+    Files {
+        /// Their paths.
+        paths: Vec<String>,
+        /// Cut at the limit.
+        truncated: bool,
+    },
+    /// Guest: the host saved a file we asked it to.
+    Saved {
+        /// The file.
+        path: String,
+    },
+    /// The host's tree changed at these paths.
+    TreeChanged {
+        /// What changed.
+        paths: Vec<String>,
+    },
+    /// A file's text changed (someone else's edit, or the disk).
+    Changed {
+        /// The file.
+        path: String,
+    },
+    /// We were made read-only, or editable again.
+    ReadOnly {
+        /// Read-only now.
+        value: bool,
+    },
+    /// The host removed us.
+    Removed,
+    /// The session is over for us, and why.
+    Ended {
+        /// Why.
+        message: String,
+    },
+    /// Something failed; with `cmd` when it answers a command (whose
+    /// `tag`, if any, is added to the line).
+    Error {
+        /// The command this answers.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cmd: Option<String>,
+        /// What went wrong.
+        message: String,
+    },
+    /// Whom we follow moved.
+    Follow {
+        /// Their file.
+        path: String,
+        /// Their cursor, as a char offset, if known here.
+        offset: Option<usize>,
+    },
+}
+
+/// One entry of a `listing` event.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ListEntry {
+    /// File name.
+    pub name: String,
+    /// A folder.
+    pub dir: bool,
+}
+
+impl Event {
+    /// The line's JSON (events serialise to objects; this cannot fail).
+    fn to_json(&self) -> Value {
+        serde_json::to_value(self)
+            .unwrap_or_else(|e| json!({"event": "error", "message": e.to_string()}))
+    }
+}
+
+fn event_of(ev: &SessionEvent, core: &SessionCore, store: &mut HeadlessStore) -> Event {
+    match ev.clone() {
+        SessionEvent::GuestWantsToJoin { pending, name } => Event::GuestRequest { pending, name },
+        SessionEvent::ParticipantJoined { id, name } => Event::ParticipantJoined { id, name },
         SessionEvent::ParticipantLeft { id, name, reason } => {
-            json!({"event": "participant_left", "id": id, "name": name, "reason": reason})
+            Event::ParticipantLeft { id, name, reason }
         }
-        SessionEvent::Shared { link, url } => json!({"event": "shared", "link": link, "url": url}),
+        SessionEvent::Shared { link, url } => Event::Shared { link, url },
         SessionEvent::Joined {
             host_name,
             path_kind,
-        } => json!({"event": "joined", "host": host_name, "path": path_kind.to_string(),
-                    "id": core.my_id(), "read_only": core.is_read_only()}),
-        SessionEvent::JoinFailed { message } => {
-            json!({"event": "join_failed", "message": message})
-        }
-        SessionEvent::FileOpened { path, .. } => json!({"event": "shown", "path": path}),
-        SessionEvent::FileReady { path, read_only } => {
-            json!({"event": "opened", "path": path, "read_only": read_only})
-        }
-        SessionEvent::DirListing { path, entries } => json!({"event": "listing", "path": path,
-            "entries": entries.iter().map(|e| json!({"name": e.name, "dir": e.is_dir})).collect::<Vec<_>>()}),
-        SessionEvent::FileList { paths, truncated } => {
-            json!({"event": "files", "paths": paths, "truncated": truncated})
-        }
-        SessionEvent::Saved { path } => json!({"event": "saved", "path": path}),
-        SessionEvent::TreeChanged { paths } => json!({"event": "tree_changed", "paths": paths}),
-        SessionEvent::Changed { path } => json!({"event": "changed", "path": path}),
-        SessionEvent::ReadOnlyChanged { read_only } => {
-            json!({"event": "read_only", "value": read_only})
-        }
-        SessionEvent::Removed => json!({"event": "removed"}),
-        SessionEvent::SessionEnded { message } => json!({"event": "ended", "message": message}),
-        SessionEvent::Error { message } => json!({"event": "error", "message": message}),
+        } => Event::Joined {
+            host: host_name,
+            path: path_kind.to_string(),
+            id: core.my_id(),
+            read_only: core.is_read_only(),
+        },
+        SessionEvent::JoinFailed { message } => Event::JoinFailed { message },
+        SessionEvent::FileOpened { path, .. } => Event::Shown { path },
+        SessionEvent::FileReady { path, read_only } => Event::Opened { path, read_only },
+        SessionEvent::DirListing { path, entries } => Event::Listing {
+            path,
+            entries: entries
+                .into_iter()
+                .map(|e| ListEntry {
+                    name: e.name,
+                    dir: e.is_dir,
+                })
+                .collect(),
+        },
+        SessionEvent::FileList { paths, truncated } => Event::Files { paths, truncated },
+        SessionEvent::Saved { path } => Event::Saved { path },
+        SessionEvent::TreeChanged { paths } => Event::TreeChanged { paths },
+        SessionEvent::Changed { path } => Event::Changed { path },
+        SessionEvent::ReadOnlyChanged { read_only } => Event::ReadOnly { value: read_only },
+        SessionEvent::Removed => Event::Removed,
+        SessionEvent::SessionEnded { message } => Event::Ended { message },
+        SessionEvent::Error { message } => Event::Error { cmd: None, message },
         SessionEvent::Follow { path, pos } => {
             let offset = pos
                 .as_ref()
-                .and_then(|p| store.doc_mut(path).and_then(|d| d.resolve(p)));
-            json!({"event": "follow", "path": path, "offset": offset})
+                .and_then(|p| store.doc_mut(&path).and_then(|d| d.resolve(p)));
+            Event::Follow { path, offset }
         }
     }
 }
@@ -541,7 +686,13 @@ fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
     let parsed: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => {
-            emit(json!({"event": "error", "message": format!("bad JSON: {e}")}));
+            emit(
+                Event::Error {
+                    cmd: None,
+                    message: format!("bad JSON: {e}"),
+                }
+                .to_json(),
+            );
             return;
         }
     };
@@ -554,7 +705,11 @@ fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
     let outcome = parse_request(&parsed).and_then(|req| execute(core, store, &name, req));
     let mut out = match outcome {
         Ok(v) => v,
-        Err(message) => json!({"event": "error", "cmd": name, "message": message}),
+        Err(message) => Event::Error {
+            cmd: Some(name),
+            message,
+        }
+        .to_json(),
     };
     if !tag.is_null() {
         if let Some(obj) = out.as_object_mut() {
