@@ -290,6 +290,14 @@ impl Document {
         self.shared.is_some()
     }
 
+    /// Grows each time the document's chunk layout changes under existing
+    /// positions (a chunk split and retired): a [`StablePos`] taken before
+    /// may name a retired chunk, which others cannot resolve, so a cursor
+    /// sent to peers should be sent again. 0 for a local document.
+    pub fn layout_generation(&self) -> usize {
+        self.shared.as_deref().map_or(0, |s| s.retired_count())
+    }
+
     /// Whether local edits are refused (see [`Document::read_only_reason`]).
     /// [`Document::apply_local`], `undo` and `redo` do nothing then.
     pub fn is_read_only(&self) -> bool {

@@ -303,9 +303,8 @@ pub struct App {
     pub local_tree: Option<TreePane>,
     /// Following: the file we asked the host for, to show when it arrives.
     pub follow_pending: Option<String>,
-    /// The last presence sent (file, anchor, head, file shared), to send
-    /// only changes.
-    pub last_presence: Option<(Option<String>, usize, usize, bool, usize)>,
+    /// The last presence sent, to send only changes.
+    pub last_presence: Option<super::collab::PresenceSent>,
     file_index: Option<FileIndex>,
     /// Guest: the host's files, for quick open (asked for at each open of
     /// it; the last list is shown meanwhile).

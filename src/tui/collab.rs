@@ -41,6 +41,22 @@ pub struct Before {
     selection: Selection,
 }
 
+/// What was last said about our cursor (see `App::send_presence`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceSent {
+    /// The shared file it is in, if any.
+    pub path: Option<String>,
+    /// Selection anchor (char offset).
+    pub anchor: usize,
+    /// Selection head (char offset).
+    pub head: usize,
+    /// Whether the file's CRDT state was there (a cursor needs it).
+    pub live: bool,
+    /// The document's layout generation (`Document::layout_generation`):
+    /// a split retires the chunk a cursor named.
+    pub layout: usize,
+}
+
 impl App {
     /// The session state's status-line name.
     pub fn session_state(&self) -> SessionState {
@@ -579,19 +595,25 @@ impl App {
         let Some(core) = self.session.as_mut() else {
             return;
         };
-        let (path, sel, live, splits) = match self.editor.buffer() {
+        let (path, sel, live, layout) = match self.editor.buffer() {
             Some(b) => (
                 b.shared_path.clone(),
                 b.selection,
                 b.doc.is_shared(),
-                b.doc.shared_state().map_or(0, |s| s.retired_count()),
+                b.doc.layout_generation(),
             ),
             None => (None, Selection::default(), false, 0),
         };
         // A cursor can only be sent once the file's CRDT state is there;
         // after the host split the chunk it named, it is sent again (the
         // old one no longer resolves for the others).
-        let now = (path.clone(), sel.anchor, sel.head, live, splits);
+        let now = PresenceSent {
+            path: path.clone(),
+            anchor: sel.anchor,
+            head: sel.head,
+            live,
+            layout,
+        };
         if self.last_presence.as_ref() == Some(&now) {
             return;
         }
