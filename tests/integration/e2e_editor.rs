@@ -8,11 +8,6 @@ use crate::support::common;
 use common::pty::PtyApp;
 use std::time::Duration;
 
-const CTRL_P: &[u8] = b"\x10";
-const CTRL_S: &[u8] = b"\x13";
-const CTRL_Q: &[u8] = b"\x11";
-const ENTER: &[u8] = b"\r";
-
 #[test]
 fn edit_paste_save_quit_restores_terminal() {
     let home = tempfile::tempdir().unwrap();
@@ -23,23 +18,23 @@ fn edit_paste_save_quit_restores_terminal() {
     let mut app = PtyApp::spawn(&["."], dir.path(), home.path(), 100, 30);
     app.wait_text("Inactive");
     app.wait_text("notes.md");
-    app.send(CTRL_P);
+    app.keys("<C-p>");
     app.wait_text("Open File");
-    app.send(b"notes");
+    app.keys("notes");
     app.wait_for("quick open match", Duration::from_secs(10), |s| {
         s.contains("> notes")
     });
-    app.send(ENTER);
+    app.keys("<ret>");
     app.wait_text("# Notes");
     // End of the document, then type and paste.
-    app.send(b"\x1b[1;5F"); // Ctrl+End
-    app.send("typed 日本 🎉".as_bytes());
-    app.send(ENTER);
+    app.keys("<C-end>");
+    app.keys("typed 日本 🎉");
+    app.keys("<ret>");
     app.paste("pasted one\npasted two 👩‍💻\n");
     app.wait_text("pasted two");
-    app.send(CTRL_S);
+    app.keys("<C-s>");
     app.wait_text("saved notes.md");
-    app.send(CTRL_Q);
+    app.keys("<C-q>");
     let status = app.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "exit status {status:?}");
     let on_disk = std::fs::read_to_string(dir.path().join("notes.md")).unwrap();
@@ -67,9 +62,9 @@ fn a_burst_of_keys_larger_than_the_input_buffer_arrives_whole() {
     app.wait_for("the whole burst", Duration::from_secs(20), |s| {
         s.contains("Col 18001")
     });
-    app.send(CTRL_S);
+    app.keys("<C-s>");
     app.wait_text("saved burst.txt");
-    app.send(CTRL_Q);
+    app.keys("<C-q>");
     app.wait_exit(Duration::from_secs(10));
     let on_disk = std::fs::read_to_string(dir.path().join("burst.txt")).unwrap();
     assert_eq!(on_disk, burst);
@@ -83,7 +78,7 @@ fn sigterm_restores_terminal_and_keeps_unsaved_work() {
     std::fs::write(&file, "").unwrap();
     let mut app = PtyApp::spawn(&["draft.txt"], dir.path(), home.path(), 80, 24);
     app.wait_text("Inactive");
-    app.send(b"unsaved words");
+    app.keys("unsaved words");
     app.wait_text("unsaved words");
     let pid = app.child.process_id().expect("pid");
     nix::sys::signal::kill(

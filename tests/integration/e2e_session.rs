@@ -13,23 +13,6 @@ use common::pty::PtyApp;
 use std::path::Path;
 use std::time::Duration;
 
-const F5: &[u8] = b"\x1b[15~";
-const F6: &[u8] = b"\x1b[17~";
-const F9: &[u8] = b"\x1b[20~";
-const F10: &[u8] = b"\x1b[21~";
-const CTRL_HOME: &[u8] = b"\x1b[1;5H";
-const CTRL_END: &[u8] = b"\x1b[1;5F";
-const CTRL_P: &[u8] = b"\x10";
-const CTRL_S: &[u8] = b"\x13";
-const CTRL_Q: &[u8] = b"\x11";
-const ESC: &[u8] = b"\x1b";
-const ENTER: &[u8] = b"\r";
-const DOWN: &[u8] = b"\x1b[B";
-const END: &[u8] = b"\x1b[F";
-const HOME: &[u8] = b"\x1b[H";
-const CTRL_E: &[u8] = b"\x05";
-const CTRL_U: &[u8] = b"\x15";
-
 /// Waits until `path` exists (or not).
 fn wait_file(path: &Path, exists: bool) {
     let start = std::time::Instant::now();
@@ -58,7 +41,7 @@ fn identity(home: &Path, name: &str, extra: &str) {
 /// (the box is still up).
 fn share(host: &mut PtyApp) -> String {
     host.wait_text("Inactive");
-    host.send(F5);
+    host.keys("<F5>");
     host.wait_text("Invite link");
     host.wait_text("Sharing");
     link_from_screen(&host.screen())
@@ -67,36 +50,36 @@ fn share(host: &mut PtyApp) -> String {
 /// The guest pastes `link` into its join prompt and the host admits it.
 fn join(guest: &mut PtyApp, host: &mut PtyApp, link: &str) {
     guest.wait_text("Inactive");
-    guest.send(F6);
+    guest.keys("<F6>");
     guest.wait_text("Join: paste the invite link");
     guest.paste(link);
-    guest.send(ENTER);
+    guest.keys("<ret>");
     guest.wait_text("Joining");
     host.wait_text("bob wants to join");
     // Keys typed in the first moments after the request appears are not
     // taken as an answer (APPROVAL_GRACE, unit-tested in tui::app).
     std::thread::sleep(lshed::tui::app::APPROVAL_GRACE + Duration::from_millis(100));
-    host.send(b"a");
+    host.keys("a");
 }
 
 /// The guest leaves (the session goes on), the host ends it, and both
 /// quit with their terminals restored. `discard` answers the host's
 /// question about an unsaved buffer.
 fn leave_end_quit(guest: &mut PtyApp, host: &mut PtyApp, discard: bool) {
-    guest.send(F9);
+    guest.keys("<F9>");
     guest.wait_text("Inactive");
     host.wait_text("bob left");
     host.wait_text("Sharing");
-    host.send(F10);
+    host.keys("<F10>");
     host.wait_for("host back to Inactive", Duration::from_secs(20), |s| {
         s.lines().last().is_some_and(|l| l.contains("Inactive")) || s.contains(" Inactive ")
     });
-    guest.send(CTRL_Q);
+    guest.keys("<C-q>");
     guest.wait_exit(Duration::from_secs(10));
     guest.assert_restored();
-    host.send(CTRL_Q);
+    host.keys("<C-q>");
     if discard {
-        host.send(b"d");
+        host.keys("d");
     }
     host.wait_exit(Duration::from_secs(10));
     host.assert_restored();
@@ -153,7 +136,7 @@ fn share_join_type_save_leave_end() {
     );
     let osc = osc52_payload(&host.raw.lock().unwrap()).expect("OSC 52 written");
     assert_eq!(osc, link, "the clipboard escape carries the same link");
-    host.send(ESC);
+    host.keys("<esc>");
 
     let mut guest = PtyApp::spawn(&["."], guest_dir.path(), guest_home.path(), 100, 30);
     join(&mut guest, &mut host, &link);
@@ -170,62 +153,62 @@ fn share_join_type_save_leave_end() {
 
     // The guest sees the host's tree and opens README.md from it.
     guest.wait_text("README.md");
-    guest.send(DOWN);
-    guest.send(ENTER);
+    guest.keys("<down>");
+    guest.keys("<ret>");
     guest.wait_text("# Demo");
 
     // The host opens the same file.
-    host.send(CTRL_P);
-    host.send(b"README");
+    host.keys("<C-p>");
+    host.keys("README");
     host.wait_text(" 1/");
-    host.send(ENTER);
+    host.keys("<ret>");
     host.wait_text("# Demo");
 
     // Both type at once.
-    host.send(CTRL_HOME);
-    guest.send(CTRL_END);
-    host.send(b"host-typed ");
-    guest.send(b"guest-typed");
+    host.keys("<C-home>");
+    guest.keys("<C-end>");
+    host.keys("host-typed ");
+    guest.keys("guest-typed");
     let both = |s: &str| s.contains("host-typed # Demo") && s.contains("guest-typed");
     host.wait_for("both edits on the host", Duration::from_secs(20), both);
     guest.wait_for("both edits on the guest", Duration::from_secs(20), both);
 
     // The guest saves: the host writes the file.
-    guest.send(CTRL_S);
+    guest.keys("<C-s>");
     guest.wait_text("saved README.md on the host");
     let on_disk = std::fs::read_to_string(shared.path().join("README.md")).unwrap();
     assert_eq!(on_disk, "host-typed # Demo\nguest-typed");
 
     // File operations in the guest's tree happen on the host's disk.
-    guest.send(CTRL_E);
-    guest.send(b"a");
+    guest.keys("<C-e>");
+    guest.keys("a");
     guest.wait_text("New file");
-    guest.send(b"from-guest.txt");
-    guest.send(ENTER);
+    guest.keys("from-guest.txt");
+    guest.keys("<ret>");
     wait_file(&shared.path().join("from-guest.txt"), true);
     guest.wait_text("from-guest.txt");
     // Rows: src/, from-guest.txt, README.md.
-    guest.send(HOME);
-    guest.send(DOWN);
-    guest.send(b"r");
+    guest.keys("<home>");
+    guest.keys("<down>");
+    guest.keys("r");
     guest.wait_text("Rename to");
     assert!(
         guest.screen().contains("from-guest.txt"),
         "{}",
         guest.screen()
     );
-    guest.send(CTRL_U);
-    guest.send(b"renamed.txt");
-    guest.send(ENTER);
+    guest.keys("<C-u>");
+    guest.keys("renamed.txt");
+    guest.keys("<ret>");
     wait_file(&shared.path().join("renamed.txt"), true);
     wait_file(&shared.path().join("from-guest.txt"), false);
     guest.wait_text("renamed.txt");
-    guest.send(END);
-    guest.send(b"d");
+    guest.keys("<end>");
+    guest.keys("d");
     guest.wait_text("Delete the file renamed.txt");
-    guest.send(b"y");
+    guest.keys("y");
     wait_file(&shared.path().join("renamed.txt"), false);
-    guest.send(ESC);
+    guest.keys("<esc>");
 
     // The guest leaves; the session goes on for the host, which ends it
     // (and discards its unsaved buffer on quitting).
@@ -256,24 +239,24 @@ fn share_and_join_through_a_relay_process() {
     let parsed: lshed::net::InviteLink = link.parse().unwrap();
     assert!(parsed.direct.is_empty(), "relay mode: no direct address");
     assert_eq!(parsed.relay.unwrap().to_string(), relay.relay);
-    host.send(ESC);
+    host.keys("<esc>");
 
     let mut guest = PtyApp::spawn(&["."], guest_dir.path(), guest_home.path(), 100, 30);
     join(&mut guest, &mut host, &link);
     guest.wait_text("Joined · relayed");
     host.wait_text("bob joined");
     // The host's participants panel says how bob came in.
-    host.send(b"\x1b[18~");
+    host.keys("<F7>");
     host.wait_text("relayed");
-    host.send(ESC);
+    host.keys("<esc>");
 
     guest.wait_text("README.md");
-    guest.send(DOWN);
-    guest.send(ENTER);
+    guest.keys("<down>");
+    guest.keys("<ret>");
     guest.wait_text("# Relayed");
-    guest.send(CTRL_END);
-    guest.send(b" via relay");
-    guest.send(CTRL_S);
+    guest.keys("<C-end>");
+    guest.keys(" via relay");
+    guest.keys("<C-s>");
     guest.wait_text("saved README.md on the host");
     assert_eq!(
         std::fs::read_to_string(shared.path().join("README.md")).unwrap(),

@@ -134,6 +134,15 @@ impl PtyApp {
         });
     }
 
+    /// Types a key script, as `keys.rs` writes them (`"abc<C-s><F5><ret>"`),
+    /// each key as the bytes an xterm sends for it.
+    pub fn keys(&mut self, script: &str) {
+        let keys = lshed::tui::keymap::parse_keys(script).expect("valid key script");
+        for key in keys {
+            self.send(&key_bytes(&key));
+        }
+    }
+
     /// Sends text as a bracketed paste.
     pub fn paste(&mut self, text: &str) {
         let mut v = b"\x1b[200~".to_vec();
@@ -192,5 +201,103 @@ impl Drop for PtyApp {
     /// A failed test must not leave the program running.
     fn drop(&mut self) {
         let _ = self.child.kill();
+    }
+}
+
+/// The bytes an xterm sends for `key` (the subset the tests use: chars,
+/// Ctrl/Alt + char, Enter, Esc, Tab, Backspace, arrows, Home/End,
+/// PageUp/PageDown, Insert/Delete and F1-F12, with modifiers where xterm
+/// encodes them).
+pub fn key_bytes(key: &crossterm::event::KeyEvent) -> Vec<u8> {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    let m = key.modifiers;
+    // xterm's modifier parameter: 1 + shift + 2·alt + 4·ctrl.
+    let param = 1
+        + u8::from(m.contains(KeyModifiers::SHIFT))
+        + 2 * u8::from(m.contains(KeyModifiers::ALT))
+        + 4 * u8::from(m.contains(KeyModifiers::CONTROL));
+    let csi = |tail: char| -> Vec<u8> {
+        if param == 1 {
+            format!("\x1b[{tail}").into_bytes()
+        } else {
+            format!("\x1b[1;{param}{tail}").into_bytes()
+        }
+    };
+    let tilde = |n: u8| -> Vec<u8> {
+        if param == 1 {
+            format!("\x1b[{n}~").into_bytes()
+        } else {
+            format!("\x1b[{n};{param}~").into_bytes()
+        }
+    };
+    match key.code {
+        KeyCode::Char(c) if m.contains(KeyModifiers::CONTROL) && c.is_ascii_alphabetic() => {
+            vec![(c.to_ascii_lowercase() as u8) & 0x1f]
+        }
+        KeyCode::Char(c) => {
+            let mut out = Vec::new();
+            if m.contains(KeyModifiers::ALT) {
+                out.push(0x1b);
+            }
+            out.extend_from_slice(c.to_string().as_bytes());
+            out
+        }
+        KeyCode::Enter => b"\r".to_vec(),
+        KeyCode::Esc => b"\x1b".to_vec(),
+        KeyCode::Tab => b"\t".to_vec(),
+        KeyCode::BackTab => b"\x1b[Z".to_vec(),
+        KeyCode::Backspace => b"\x7f".to_vec(),
+        KeyCode::Up => csi('A'),
+        KeyCode::Down => csi('B'),
+        KeyCode::Right => csi('C'),
+        KeyCode::Left => csi('D'),
+        KeyCode::Home => csi('H'),
+        KeyCode::End => csi('F'),
+        KeyCode::Insert => tilde(2),
+        KeyCode::Delete => tilde(3),
+        KeyCode::PageUp => tilde(5),
+        KeyCode::PageDown => tilde(6),
+        KeyCode::F(n @ 1..=4) => format!("\x1bO{}", (b'P' + n - 1) as char).into_bytes(),
+        KeyCode::F(n) => {
+            let code = match n {
+                5 => 15,
+                6 => 17,
+                7 => 18,
+                8 => 19,
+                9 => 20,
+                10 => 21,
+                11 => 23,
+                _ => 24,
+            };
+            tilde(code)
+        }
+        other => panic!("no xterm bytes for {other:?} in the test harness"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_bytes;
+
+    #[test]
+    fn key_scripts_become_the_bytes_a_terminal_sends() {
+        let bytes: Vec<Vec<u8>> =
+            lshed::tui::keymap::parse_keys("a<C-p><F5><F10><C-home><C-end><down><ret><esc>")
+                .unwrap()
+                .iter()
+                .map(key_bytes)
+                .collect();
+        let want: Vec<&[u8]> = vec![
+            b"a",
+            b"\x10",
+            b"\x1b[15~",
+            b"\x1b[21~",
+            b"\x1b[1;5H",
+            b"\x1b[1;5F",
+            b"\x1b[B",
+            b"\r",
+            b"\x1b",
+        ];
+        assert_eq!(bytes, want.iter().map(|b| b.to_vec()).collect::<Vec<_>>());
     }
 }
