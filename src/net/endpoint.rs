@@ -353,18 +353,12 @@ impl HostEndpoint {
         if !ip.is_unspecified() {
             return vec![local_addr];
         }
-        let (probe, loopback): (SocketAddr, IpAddr) = match ip {
-            IpAddr::V4(_) => (
-                SocketAddr::from((Ipv4Addr::new(192, 0, 2, 1), 9)),
-                Ipv4Addr::LOCALHOST.into(),
-            ),
-            IpAddr::V6(_) => (
-                SocketAddr::from((Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9)),
-                Ipv6Addr::LOCALHOST.into(),
-            ),
+        let loopback: IpAddr = match ip {
+            IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+            IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
         };
         let mut out = Vec::new();
-        if let Some(routed) = route_source(ip, probe) {
+        if let Some(routed) = outward_ip(ip) {
             out.push(SocketAddr::new(routed, port));
         }
         out.push(SocketAddr::new(loopback, port));
@@ -446,9 +440,15 @@ fn bind_first_free(
     })
 }
 
-/// Which local address the kernel would use to reach `probe` (no packet is
-/// sent: connecting a UDP socket only consults the routing table).
-fn route_source(bind_ip: IpAddr, probe: SocketAddr) -> Option<IpAddr> {
+/// This machine's outward-facing address of `bind_ip`'s family: the one
+/// the kernel would use to reach a documentation address (a UDP `connect`
+/// only consults the routing table; no packet is sent). `None` if there is
+/// no route, or only loopback.
+pub(crate) fn outward_ip(bind_ip: IpAddr) -> Option<IpAddr> {
+    let probe: SocketAddr = match bind_ip {
+        IpAddr::V4(_) => (Ipv4Addr::new(192, 0, 2, 1), 9).into(),
+        IpAddr::V6(_) => (Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into(),
+    };
     let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0)).ok()?;
     socket.connect(probe).ok()?;
     let ip = socket.local_addr().ok()?.ip();
@@ -822,129 +822,110 @@ pub async fn connect(
     options: &ConnectOptions,
     paths: ConnectPaths,
 ) -> Result<PeerConnection, ConnectError> {
-    let (endpoint, conn, path, relay) = race_paths(link, options, paths).await?;
-    let peer = join(endpoint, conn, path, link, me, options).await?;
-    if let Some(socket) = relay {
+    let reached = race_paths(link, options, paths).await?;
+    let peer = join(
+        reached.endpoint,
+        reached.conn,
+        reached.path,
+        link,
+        me,
+        options,
+    )
+    .await?;
+    if let Some(socket) = reached.relay {
         peer.watch_relay(socket);
     }
     Ok(peer)
 }
 
-/// A QUIC connection to the host, its endpoint, and the relay socket it
-/// rides on if relayed.
-type Reached = (quinn::Endpoint, quinn::Connection, Option<Arc<RelaySocket>>);
+/// A QUIC connection to the host: its endpoint, how it travels, and the
+/// relay socket it rides on if relayed.
+struct Reached {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    path: Path,
+    relay: Option<Arc<RelaySocket>>,
+}
+
+async fn reach_direct(
+    link: &InviteLink,
+    options: &ConnectOptions,
+) -> Result<Reached, ConnectError> {
+    let (endpoint, conn) = race_direct(link, options).await?;
+    Ok(Reached {
+        endpoint,
+        conn,
+        path: Path::Direct,
+        relay: None,
+    })
+}
 
 async fn race_paths(
     link: &InviteLink,
     options: &ConnectOptions,
     paths: ConnectPaths,
-) -> Result<
-    (
-        quinn::Endpoint,
-        quinn::Connection,
-        Path,
-        Option<Arc<RelaySocket>>,
-    ),
-    ConnectError,
-> {
-    let want_direct = paths != ConnectPaths::RelayOnly;
-    let want_relay = paths != ConnectPaths::DirectOnly;
-    match (
-        want_direct && !link.direct.is_empty(),
-        want_relay && link.relay.is_some(),
-    ) {
-        (false, false) => {
-            return Err(if paths == ConnectPaths::RelayOnly {
-                ConnectError::NoRelay
-            } else {
-                ConnectError::NoDirectAddress
-            })
-        }
-        (true, false) => {
-            return match race_direct(link, options).await {
-                Ok((e, c)) => Ok((e, c, Path::Direct, None)),
-                Err(e @ ConnectError::CertificateMismatch) => Err(e),
-                Err(e) if paths == ConnectPaths::Both => {
-                    Err(ConnectError::DirectOnlyFailed(Box::new(e)))
-                }
-                Err(e) => Err(e),
+) -> Result<Reached, ConnectError> {
+    let try_direct = paths != ConnectPaths::RelayOnly && !link.direct.is_empty();
+    let try_relay = paths != ConnectPaths::DirectOnly && link.relay.is_some();
+    match (try_direct, try_relay) {
+        (false, false) if paths == ConnectPaths::RelayOnly => Err(ConnectError::NoRelay),
+        (false, false) => Err(ConnectError::NoDirectAddress),
+        (false, true) => reach_relayed(link, options).await,
+        (true, false) => match reach_direct(link, options).await {
+            Err(e)
+                if paths == ConnectPaths::Both
+                    && !matches!(e, ConnectError::CertificateMismatch) =>
+            {
+                Err(ConnectError::DirectOnlyFailed(Box::new(e)))
             }
-        }
-        (false, true) => {
-            return relayed(link, options)
-                .await
-                .map(|(e, c, s)| (e, c, Path::Relayed, s))
-        }
-        (true, true) => {}
-    }
-    let direct = race_direct(link, options);
-    let relay = relayed(link, options);
-    tokio::pin!(direct, relay);
-    let mut direct_err: Option<ConnectError> = None;
-    let mut relay_err: Option<ConnectError> = None;
-    let mut relay_won: Option<Reached> = None;
-    let mut grace: Option<tokio::time::Instant> = None;
-    loop {
-        let grace_over = async {
-            match grace {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            res = &mut direct, if direct_err.is_none() => match res {
-                Ok((e, c)) => {
-                    if let Some((_, relayed_conn, _)) = relay_won.take() {
-                        relayed_conn.close(CloseCode::Left.varint(), b"direct won");
-                    }
-                    return Ok((e, c, Path::Direct, None));
-                }
-                Err(e) => {
-                    direct_err = Some(e);
-                    if let Some((e, c, s)) = relay_won.take() {
-                        return Ok((e, c, Path::Relayed, s));
-                    }
-                }
-            },
-            res = &mut relay, if relay_err.is_none() && relay_won.is_none() => match res {
-                Ok(reached) => {
-                    if direct_err.is_some() {
-                        let (e, c, s) = reached;
-                        return Ok((e, c, Path::Relayed, s));
-                    }
-                    relay_won = Some(reached);
-                    grace = Some(tokio::time::Instant::now() + AUTO_DIRECT_GRACE);
-                }
-                Err(e) => relay_err = Some(e),
-            },
-            _ = grace_over => {
-                if let Some((e, c, s)) = relay_won.take() {
-                    return Ok((e, c, Path::Relayed, s));
-                }
-            }
-        }
-        if let (Some(d), Some(r)) = (&direct_err, &relay_err) {
-            // A certificate mismatch on either path is the thing to say.
-            if matches!(d, ConnectError::CertificateMismatch) {
-                return Err(ConnectError::CertificateMismatch);
-            }
-            if matches!(r, ConnectError::CertificateMismatch) {
-                return Err(ConnectError::CertificateMismatch);
-            }
-            let (d, r) = (direct_err.take(), relay_err.take());
-            if let (Some(d), Some(r)) = (d, r) {
-                return Err(ConnectError::BothFailed {
-                    direct: Box::new(d),
-                    relay: Box::new(r),
-                });
+            other => other,
+        },
+        (true, true) => {
+            let direct = reach_direct(link, options);
+            let relay = reach_relayed(link, options);
+            tokio::pin!(direct, relay);
+            tokio::select! {
+                d = &mut direct => match d {
+                    Ok(reached) => Ok(reached),
+                    Err(d) => relay.await.map_err(|r| both_failed(d, r)),
+                },
+                r = &mut relay => match r {
+                    // Direct is preferred (one hop fewer) if it completes
+                    // within a short grace period after the relay.
+                    Ok(relayed) => match tokio::time::timeout(AUTO_DIRECT_GRACE, &mut direct).await {
+                        Ok(Ok(reached)) => {
+                            relayed.conn.close(CloseCode::Left.varint(), b"direct won");
+                            Ok(reached)
+                        }
+                        _ => Ok(relayed),
+                    },
+                    Err(r) => direct.await.map_err(|d| both_failed(d, r)),
+                },
             }
         }
     }
 }
 
+/// Both paths failed: a certificate mismatch on either is the thing to
+/// say (an impostor or a stale link); else both reasons.
+fn both_failed(direct: ConnectError, relay: ConnectError) -> ConnectError {
+    if matches!(direct, ConnectError::CertificateMismatch)
+        || matches!(relay, ConnectError::CertificateMismatch)
+    {
+        return ConnectError::CertificateMismatch;
+    }
+    ConnectError::BothFailed {
+        direct: Box::new(direct),
+        relay: Box::new(relay),
+    }
+}
+
 /// Reaches the host through the link's relay: attaches to the session's
 /// route and completes the (pinned) QUIC handshake over it.
-async fn relayed(link: &InviteLink, options: &ConnectOptions) -> Result<Reached, ConnectError> {
+async fn reach_relayed(
+    link: &InviteLink,
+    options: &ConnectOptions,
+) -> Result<Reached, ConnectError> {
     let relay = link.relay.as_ref().ok_or(ConnectError::NoRelay)?;
     let route = RouteId::derive(&link.secret, &link.session_id);
     let relay_link = RelayLink::open_with(relay, &ClientHello::Guest { route }, &options.relay)
@@ -955,17 +936,39 @@ async fn relayed(link: &InviteLink, options: &ConnectOptions) -> Result<Reached,
         .clone()
         .endpoint(None)
         .map_err(|e| ConnectError::Local(e.to_string()))?;
+    let conn = pinned_handshake(&endpoint, HOST_ADDR, link, options.connect_timeout)
+        .await
+        .map_err(|e| match e {
+            ConnectError::Unreachable { timeout, .. } => {
+                ConnectError::HostSilentOnRelay { timeout }
+            }
+            other => other,
+        })?;
+    Ok(Reached {
+        endpoint,
+        conn,
+        path: Path::Relayed,
+        relay: Some(socket),
+    })
+}
+
+/// The QUIC/TLS handshake with the host at `addr` over `endpoint`, its
+/// certificate pinned by the link, within `timeout`.
+async fn pinned_handshake(
+    endpoint: &quinn::Endpoint,
+    addr: SocketAddr,
+    link: &InviteLink,
+    timeout: Duration,
+) -> Result<quinn::Connection, ConnectError> {
     let (config, mismatch) =
         client_config(link.fingerprint).map_err(|e| ConnectError::Local(e.to_string()))?;
     let connecting = endpoint
-        .connect_with(config, HOST_ADDR, SERVER_NAME)
+        .connect_with(config, addr, SERVER_NAME)
         .map_err(|e| ConnectError::Local(e.to_string()))?;
-    match tokio::time::timeout(options.connect_timeout, connecting).await {
-        Ok(Ok(conn)) => Ok((endpoint, conn, Some(socket))),
+    match tokio::time::timeout(timeout, connecting).await {
+        Ok(Ok(conn)) => Ok(conn),
         Ok(Err(_)) if mismatch.is_set() => Err(ConnectError::CertificateMismatch),
-        Ok(Err(_)) | Err(_) => Err(ConnectError::HostSilentOnRelay {
-            timeout: options.connect_timeout,
-        }),
+        Ok(Err(_)) | Err(_) => Err(ConnectError::Unreachable { tried: 1, timeout }),
     }
 }
 
@@ -995,20 +998,7 @@ pub async fn connect_over(
     me: &GuestProfile,
     options: &ConnectOptions,
 ) -> Result<PeerConnection, ConnectError> {
-    let (config, mismatch) =
-        client_config(link.fingerprint).map_err(|e| ConnectError::Local(e.to_string()))?;
-    let unreachable = || ConnectError::Unreachable {
-        tried: 1,
-        timeout: options.connect_timeout,
-    };
-    let connecting = endpoint
-        .connect_with(config, addr, SERVER_NAME)
-        .map_err(|e| ConnectError::Local(e.to_string()))?;
-    let conn = match tokio::time::timeout(options.connect_timeout, connecting).await {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(_)) if mismatch.is_set() => return Err(ConnectError::CertificateMismatch),
-        Ok(Err(_)) | Err(_) => return Err(unreachable()),
-    };
+    let conn = pinned_handshake(&endpoint, addr, link, options.connect_timeout).await?;
     join(endpoint, conn, path, link, me, options).await
 }
 

@@ -2,8 +2,10 @@
 //! links, framing and the authenticated join handshake.
 //!
 //! What it gives the session layer: a host listens with
-//! [`HostEndpoint::bind`] and hands out [`HostEndpoint::invite_link`]; a
-//! guest joins with [`connect_direct`]; both end up with a
+//! [`HostEndpoint::bind`] (or [`HostEndpoint::unbound`] for relay only),
+//! optionally registers with a relay ([`HostEndpoint::register_relay`]),
+//! and hands out [`HostEndpoint::invite_link`]; a guest joins with
+//! [`connect`] over the paths its mode allows; both end up with a
 //! [`PeerConnection`] — an ordered, reliable channel of opaque `Vec<u8>`
 //! messages each way, with a close reason when it ends.
 //!
@@ -15,29 +17,30 @@
 //! before allocation and every decode fails cleanly; a misbehaving peer's
 //! connection is closed and nothing else is affected.
 //!
-//! ## Paths: direct now, relayed next
+//! ## Paths: direct and relayed
 //!
 //! A [`Path`] says how a QUIC connection travels. Everything from TLS up
 //! (pinning, handshake, [`PeerConnection`]) works on a plain
-//! `quinn::Connection`, whatever carries its datagrams. The relay will slot
-//! in below quinn, not beside it:
+//! `quinn::Connection`, whatever carries its datagrams; the relay slots in
+//! below quinn, not beside it:
 //!
-//! - `relay::client` (to come) implements `quinn::AsyncUdpSocket` over a
-//!   connection to the relay: each QUIC datagram is wrapped with the peer's
-//!   relay-assigned id and forwarded; the relay sees only opaque, encrypted
-//!   QUIC packets plus the session id it routes on (never the secret).
-//! - The host registers with the relay, builds a second `quinn::Endpoint`
-//!   with `Endpoint::new_with_abstract_socket` and
-//!   [`HostEndpoint::server_config`] (the *same* certificate), and hands it
-//!   to [`HostEndpoint::add_listener`] with `Path::Relayed`: its guests go
-//!   through the same handshake and arrive through the same `accept`.
-//! - The guest builds a client endpoint the same way and calls
-//!   [`endpoint::connect_over`] with `Path::Relayed`; `connect` (auto mode)
-//!   will race `connect_direct` with that, preferring direct: if the direct
-//!   handshake completes within a short grace period after the relayed
-//!   one, it wins.
-//! - The invite link already carries `relay: Option<String>`; the session
-//!   id routes at the relay, the secret never reaches it.
+//! - [`relay_client`] opens one outer connection to `lshed relay` (QUIC,
+//!   or TLS over TCP when UDP is blocked, through an HTTP proxy if set) and
+//!   offers a `quinn::AsyncUdpSocket` over it: each inner QUIC packet rides
+//!   as one outer datagram or frame, a host's tagged with the guest's
+//!   relay-assigned id. The relay sees only encrypted packets and a route
+//!   id derived from the link's secret ([`relay_proto`]).
+//! - The host builds a second quinn endpoint over that socket with the
+//!   *same* certificate and adds it with [`HostEndpoint::add_listener`]:
+//!   relayed guests go through the same handshake and `accept`.
+//! - The guest's [`connect`] races the direct handshake with the relayed
+//!   one, preferring direct if it completes within
+//!   [`limits::AUTO_DIRECT_GRACE`] of the relayed one; only the winner runs
+//!   the join handshake, so the host is asked about a guest once.
+//! - The invite link (v2) carries the relay's address and fingerprint.
+//!
+//! The relay server itself is `crate::relay`, beside this layer: it shares
+//! the framing, TLS and relay protocol here, and nothing above.
 //!
 //! May depend on: tokio, quinn, rustls, rcgen, ring, serde/postcard,
 //! base64, thiserror, tracing. Never on the editor, the terminal or the

@@ -684,9 +684,10 @@ impl TcpOuter {
             let why = loop {
                 match read_frame(&mut rd, MAX_STREAM_FRAME).await {
                     Ok(Some(frame)) => match frame.split_first() {
-                        Some((&stream_kind::PACKET, body)) => {
+                        Some((&stream_kind::PACKET, _)) => {
                             // A full queue drops, as a UDP socket would.
-                            let _ = in_tx.try_send(Bytes::copy_from_slice(body));
+                            // The frame's buffer becomes the packet: no copy.
+                            let _ = in_tx.try_send(Bytes::from(frame).slice(1..));
                         }
                         Some((&stream_kind::CLOSE, reason)) => {
                             let reason = String::from_utf8_lossy(reason).into_owned();

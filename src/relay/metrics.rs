@@ -4,13 +4,6 @@
 //! Metrics carry counts only: never a route, an address or any byte of
 //! what is forwarded.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::{Request, Response, StatusCode};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -218,53 +211,15 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics` and `/health` on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let service = hyper::service::service_fn(move |req| {
-                let metrics = metrics.clone();
-                async move { Ok::<_, Infallible>(answer(&req, &metrics)) }
-            });
-            // A client that breaks the connection only ends its own task.
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
-}
-
-fn answer<B>(req: &Request<B>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    let (status, kind, body) = match (req.method(), req.uri().path()) {
-        (&hyper::Method::GET, "/metrics") => (
-            StatusCode::OK,
+/// The metrics page's answers: `/metrics` and `/health`.
+pub(crate) fn page(metrics: &Metrics, path: &str) -> super::web::Answer {
+    match path {
+        "/metrics" => (
+            hyper::StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.render(),
+            hyper::body::Bytes::from(metrics.render()),
         ),
-        (&hyper::Method::GET, "/health") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-        (&hyper::Method::GET, _) => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
-        _ => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            "method not allowed\n".into(),
-        ),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(kind) = hyper::header::HeaderValue::from_str(kind) {
-        response
-            .headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, kind);
+        "/health" => super::web::health(),
+        _ => super::web::not_found(),
     }
-    response
-}
-
-/// Binds the metrics listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }

@@ -224,7 +224,11 @@ impl Relay {
                     "its URL {page:?} is not an http(s) URL without '#' (see --public-url)"
                 )));
             }
-            tasks.push(tokio::spawn(web::serve(listener, tls)));
+            tasks.push(tokio::spawn(web::serve_http(
+                listener,
+                tls,
+                Arc::new(web::join_page),
+            )));
             config.join_page = Some(page);
         }
         let metrics = Arc::new(Metrics::new());
@@ -236,14 +240,19 @@ impl Relay {
         })?;
         let metrics_addr = match metrics_listen {
             Some(listen) => {
-                let listener = metrics::bind(listen)
+                let listener = tokio::net::TcpListener::bind(listen)
                     .await
                     .map_err(|source| StartError::Bind {
                         addr: listen,
                         source,
                     })?;
                 let bound = listener.local_addr().ok();
-                tasks.push(tokio::spawn(metrics::serve(listener, metrics.clone())));
+                let counters = metrics.clone();
+                tasks.push(tokio::spawn(web::serve_http(
+                    listener,
+                    None,
+                    Arc::new(move |path: &str| metrics::page(&counters, path)),
+                )));
                 bound
             }
             None => None,
@@ -451,18 +460,7 @@ fn public_guess(bound: SocketAddr) -> String {
     if !bound.ip().is_unspecified() {
         return bound.to_string();
     }
-    let probe: SocketAddr = if bound.is_ipv4() {
-        ([192, 0, 2, 1], 9).into()
-    } else {
-        (std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), 9).into()
-    };
-    let ip = std::net::UdpSocket::bind(SocketAddr::new(bound.ip(), 0))
-        .and_then(|s| s.connect(probe).map(|_| s))
-        .and_then(|s| s.local_addr())
-        .map(|a| a.ip())
-        .ok()
-        .filter(|ip| !ip.is_unspecified());
-    match ip {
+    match crate::net::endpoint::outward_ip(bound.ip()) {
         Some(ip) => SocketAddr::new(ip, bound.port()).to_string(),
         None => format!("YOUR-HOST:{}", bound.port()),
     }

@@ -703,12 +703,13 @@ async fn serve_tcp(
                 break;
             }
         };
-        let Some((&kind, body)) = frame.split_first() else {
+        let Some(&kind) = frame.first() else {
             continue;
         };
         match kind {
             stream_kind::PACKET => {
-                let body = Bytes::copy_from_slice(body);
+                // The frame's buffer becomes the packet: no copy.
+                let body = Bytes::from(frame).slice(1..);
                 match admitted.guest {
                     None => from_host(body, &state, shared),
                     Some(id) => from_guest(id, &body, &state, shared),

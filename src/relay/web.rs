@@ -6,6 +6,9 @@
 //! send to a server: the page's script reads it locally. So the relay never
 //! sees it, and it logs nothing about requests anyway.
 //!
+//! `serve_http` is the relay's one HTTP server: the metrics page uses it
+//! too, with its own answers.
+//!
 //! Served over plain HTTP (for an operator's own TLS reverse proxy) or over
 //! HTTPS with a certificate and key the operator provides (Let's Encrypt,
 //! say): browsers do not trust the relay's self-signed QUIC certificate.
@@ -65,17 +68,36 @@ pub fn tls_from_pem(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Web
     Ok(config)
 }
 
-/// Serves the page on `listener` (over TLS with `tls`) until dropped.
-pub async fn serve(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) {
+/// What an HTTP handler answers: status, content type, body.
+pub(crate) type Answer = (StatusCode, &'static str, Bytes);
+
+/// Serves HTTP/1.1 on `listener` (over TLS with `tls`), answering each GET
+/// with `handle(path)`; other methods get 405. Runs until dropped. Shared
+/// by the join page and the metrics page.
+pub(crate) async fn serve_http(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    handle: Arc<dyn Fn(&str) -> Answer + Send + Sync>,
+) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let acceptor = acceptor.clone();
+        let (acceptor, handle) = (acceptor.clone(), handle.clone());
         tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(|req| async move { Ok::<_, Infallible>(answer(&req)) });
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let answer = if req.method() == hyper::Method::GET {
+                    handle(req.uri().path())
+                } else {
+                    (
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "text/plain",
+                        Bytes::from_static(b"method not allowed\n"),
+                    )
+                };
+                async move { Ok::<_, Infallible>(response(answer)) }
+            });
             let http = hyper::server::conn::http1::Builder::new();
             // A client that breaks the connection only ends its own task.
             match acceptor {
@@ -102,33 +124,38 @@ pub async fn serve(listener: tokio::net::TcpListener, tls: Option<Arc<rustls::Se
     }
 }
 
-fn answer<B>(req: &Request<B>) -> Response<Full<Bytes>> {
-    let (status, kind, body): (_, _, Bytes) = match (req.method(), req.uri().path()) {
-        (&hyper::Method::GET, "/join" | "/join/") => (
+/// The join page's answers.
+pub fn join_page(path: &str) -> Answer {
+    match path {
+        "/join" | "/join/" => (
             StatusCode::OK,
             "text/html; charset=utf-8",
             Bytes::from_static(JOIN_PAGE.as_bytes()),
         ),
-        (&hyper::Method::GET, "/health") => {
-            (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
-        }
-        (&hyper::Method::GET, _) => (
-            StatusCode::NOT_FOUND,
-            "text/plain",
-            Bytes::from_static(b"not found\n"),
-        ),
-        _ => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain",
-            Bytes::from_static(b"method not allowed\n"),
-        ),
-    };
+        "/health" => health(),
+        _ => not_found(),
+    }
+}
+
+pub(crate) fn health() -> Answer {
+    (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n"))
+}
+
+pub(crate) fn not_found() -> Answer {
+    (
+        StatusCode::NOT_FOUND,
+        "text/plain",
+        Bytes::from_static(b"not found\n"),
+    )
+}
+
+fn response((status, kind, body): Answer) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     for (name, value) in [
         ("content-type", kind),
-        // The page needs nothing from elsewhere, and gives nothing away.
+        // The pages need nothing from elsewhere, and give nothing away.
         (
             "content-security-policy",
             "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'",

@@ -633,17 +633,17 @@ struct NoArgs {}
 /// the command, `tag` is left to the caller, and every other field must
 /// be one the command takes, of its type. Errors are fit for the `error`
 /// line and name the field (`"offset": invalid value: integer -3, …`).
-pub fn parse_request(value: &Value) -> Result<Request, String> {
-    let Some(obj) = value.as_object() else {
+pub fn parse_request(value: Value) -> Result<Request, String> {
+    // By value: the fields (an `insert` of megabytes, say) move into the
+    // request rather than being copied.
+    let Value::Object(mut args) = value else {
         return Err("a command is a JSON object".into());
     };
-    let name = match obj.get("cmd") {
+    let name = match args.remove("cmd") {
         None => return Err("missing \"cmd\"".into()),
-        Some(Value::String(name)) => name.as_str(),
+        Some(Value::String(name)) => name,
         Some(_) => return Err("\"cmd\" must be a string".into()),
     };
-    let mut args = obj.clone();
-    args.remove("cmd");
     args.remove("tag");
     let args = Value::Object(args);
     fn typed<T: serde::de::DeserializeOwned>(args: Value) -> Result<T, String> {
@@ -658,7 +658,7 @@ pub fn parse_request(value: &Value) -> Result<Request, String> {
         })
     }
     let none = |args: Value| typed::<NoArgs>(args).map(|_| ());
-    Ok(match name {
+    Ok(match name.as_str() {
         "open" => Request::Open(typed(args)?),
         "edit" => Request::Edit(typed(args)?),
         "text" => Request::Text(typed(args)?),
@@ -702,7 +702,7 @@ fn command(core: &mut SessionCore, store: &mut HeadlessStore, line: &str) {
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
-    let outcome = parse_request(&parsed).and_then(|req| execute(core, store, &name, req));
+    let outcome = parse_request(parsed).and_then(|req| execute(core, store, &name, req));
     let mut out = match outcome {
         Ok(v) => v,
         Err(message) => Event::Error {
@@ -770,7 +770,7 @@ fn execute(
                     "offset {offset} + delete {delete} is past the end ({len} chars)"
                 ));
             }
-            doc.apply_local(&[Change::replace(offset, offset + delete, &insert)]);
+            doc.apply_local(&[Change::replace(offset, offset + delete, insert)]);
             let len = doc.len_chars();
             core.local_edit(&path, store);
             Ok(json!({"result": "edit", "path": path, "len": len}))

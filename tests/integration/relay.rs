@@ -673,19 +673,15 @@ async fn a_proxy_that_refuses_is_named_in_the_error() {
     let relay = start_relay(RelayLimits::default(), vec![]).await;
     let (link, _admitted) = relayed_host(&relay.addr).await;
     let proxy = ConnectProxy::start(true).await;
-    let options = ConnectOptions {
-        relay: RelayConnectOptions {
+    let text = refused_by_proxy(
+        &link,
+        RelayConnectOptions {
             udp: false,
             proxy: Some(format!("http://user:pw@{}", proxy.addr)),
             ..no_proxy()
         },
-        ..quick()
-    };
-    let err = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
-        .await
-        .unwrap_err();
-    let text = err.to_string();
-    assert!(text.contains("proxy") && text.contains("403"), "{text}");
+    )
+    .await;
     assert!(
         !text.contains("pw"),
         "the proxy's password is not shown: {text}"
@@ -730,18 +726,26 @@ async fn a_proxy_refusal_is_reported_when_udp_is_silently_dropped() {
         fingerprint: relay.addr.fingerprint,
     });
     let proxy = ConnectProxy::start(true).await;
-    let options = ConnectOptions {
-        relay: RelayConnectOptions {
+    refused_by_proxy(
+        &link,
+        RelayConnectOptions {
             timeout: Duration::from_secs(3),
             tcp_after: Duration::from_millis(200),
             proxy: Some(format!("http://{}", proxy.addr)),
             ..no_proxy()
         },
-        ..quick()
-    };
-    let err = connect(&link, &me("bob"), &options, ConnectPaths::RelayOnly)
+    )
+    .await;
+}
+
+/// Joins `link` with `relay` options whose proxy refuses: the error names
+/// the proxy and its 403. Returns the error's text.
+async fn refused_by_proxy(link: &InviteLink, relay: RelayConnectOptions) -> String {
+    let options = ConnectOptions { relay, ..quick() };
+    let err = connect(link, &me("bob"), &options, ConnectPaths::RelayOnly)
         .await
         .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("proxy") && text.contains("403"), "{text}");
+    text
 }
