@@ -276,6 +276,8 @@ pub struct App {
     /// When the last join request was put on screen (see
     /// [`approval_answer`]).
     pub approval_shown: Option<std::time::Instant>,
+    /// The user asked to leave the session (so its end loses nothing).
+    pub leaving: bool,
     /// Join requests that came while another was on screen, oldest first:
     /// each is put up in turn, so none is lost behind another.
     pub approvals_waiting: VecDeque<(u64, String)>,
@@ -361,6 +363,7 @@ impl App {
             overlay: None,
             approval_shown: None,
             approvals_waiting: VecDeque::new(),
+            leaving: false,
             find: None,
             notices: VecDeque::new(),
             should_quit: false,
@@ -932,23 +935,8 @@ impl App {
     /// so that a dropped SSH connection loses nothing.
     pub fn save_recovery(&mut self) {
         let dirty = self.editor.dirty_buffers();
-        if dirty.is_empty() {
-            return;
-        }
-        let Some(dir) = recovery_dir() else {
-            return;
-        };
-        if std::fs::create_dir_all(&dir).is_err() {
-            return;
-        }
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        for i in dirty {
-            let buf = &self.editor.buffers[i];
-            let name = format!("{}.{}.{}", buf.display_name(), stamp, std::process::id());
-            let _ = workspace::save_atomic(&dir.join(name), buf.rope());
+        if !dirty.is_empty() {
+            let _ = write_recovery(&self.editor, &dirty);
         }
     }
 
@@ -1950,7 +1938,33 @@ pub fn describe_io(e: &std::io::Error) -> String {
     }
 }
 
-/// Where unsaved work goes on SIGTERM / SIGHUP.
+/// Writes buffers `which` of `editor` to the recovery folder (named after
+/// the buffer, the time and this process); returns the folder.
+pub fn write_recovery(editor: &Editor, which: &[usize]) -> Result<PathBuf, String> {
+    let dir = recovery_dir().ok_or("no home folder for the recovery folder")?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for &i in which {
+        let Some(buf) = editor.buffers.get(i) else {
+            continue;
+        };
+        // A host file's shared path, flattened, says where it came from.
+        let label = buf
+            .shared_path
+            .as_deref()
+            .map(|p| p.replace('/', "_"))
+            .unwrap_or_else(|| buf.display_name());
+        let name = format!("{label}.{stamp}.{}", std::process::id());
+        workspace::save_atomic(&dir.join(name), buf.rope()).map_err(|e| e.to_string())?;
+    }
+    Ok(dir)
+}
+
+/// Where unsaved work goes on SIGTERM / SIGHUP, and a guest's copies of
+/// the host's files when a session ends under it.
 pub fn recovery_dir() -> Option<PathBuf> {
     directories::ProjectDirs::from("", "", "lshed").map(|d| {
         d.state_dir()

@@ -100,7 +100,10 @@ impl App {
                 }
             }
             Command::Leave => match &mut self.session {
-                Some(s) if !s.is_host() => s.leave(),
+                Some(s) if !s.is_host() => {
+                    self.leaving = true;
+                    s.leave()
+                }
                 Some(_) => self.notify(Level::Info, "you are the host: use End Session"),
                 None => self.notify(Level::Info, "not in a session"),
             },
@@ -243,6 +246,35 @@ impl App {
                 let core = SessionCore::join(link, self.profile(), options, self.notifier());
                 self.session = Some(core);
             }
+        }
+    }
+
+    /// Writes the host's files that changed here since they were last saved
+    /// to the recovery folder, and says where.
+    fn keep_host_buffers(&mut self) {
+        let changed: Vec<usize> = self
+            .editor
+            .buffers
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.shared_path.is_some() && b.path.is_none() && b.is_dirty())
+            .map(|(i, _)| i)
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        match super::app::write_recovery(&self.editor, &changed) {
+            Ok(dir) => self.notify(
+                Level::Warning,
+                format!(
+                    "session over: your changed copies kept in {}",
+                    dir.display()
+                ),
+            ),
+            Err(e) => self.notify(
+                Level::Error,
+                format!("the session ended and your copies could not be kept: {e}"),
+            ),
         }
     }
 
@@ -626,6 +658,12 @@ impl App {
     /// folder back; the host's buffers stop being shared.
     fn finish_session(&mut self) {
         let was_guest = self.session.as_ref().is_some_and(|s| !s.is_host());
+        if was_guest && !std::mem::take(&mut self.leaving) {
+            // The session ended without our leaving (the host ended it, the
+            // connection broke): what we typed last may not have reached
+            // the host, and these buffers are about to go. Keep copies.
+            self.keep_host_buffers();
+        }
         self.session = None;
         self.last_presence = None;
         self.remote_files = None;

@@ -265,3 +265,47 @@ fn share_and_join_through_a_relay_process() {
 
     leave_end_quit(&mut guest, &mut host, false);
 }
+
+#[test]
+fn a_guest_keeps_copies_when_the_session_ends_under_it() {
+    let host_home = tempfile::tempdir().unwrap();
+    let guest_home = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let guest_dir = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("notes.md"), "start\n").unwrap();
+    identity(host_home.path(), "alice", "guest_approval = \"prompt\"");
+    identity(guest_home.path(), "bob", "");
+    let mut host = PtyApp::spawn(&["."], shared.path(), host_home.path(), 100, 30);
+    let link = share(&mut host);
+    host.keys("<esc>");
+    let mut guest = PtyApp::spawn(&["."], guest_dir.path(), guest_home.path(), 100, 30);
+    join(&mut guest, &mut host, &link);
+    guest.wait_text("Joined");
+    guest.wait_text("notes.md");
+    guest.keys("<down><ret>");
+    guest.wait_text("start");
+    // Editable once the file's shared state has arrived (read-only till then).
+    guest.wait_for("notes.md editable", Duration::from_secs(20), |s| {
+        s.lines()
+            .last()
+            .is_some_and(|l| l.contains("notes.md") && !l.contains("read-only"))
+    });
+    guest.keys("<C-end>typed-by-bob");
+    guest.wait_text("typed-by-bob");
+    host.wait_text("bob joined");
+    // The host ends the session before anyone saved: the guest's buffer of
+    // the host's file goes, but not without a copy.
+    host.keys("<F10>");
+    guest.wait_text("your changed copies kept in");
+    let recovery = guest_home.path().join(".local/state/lshed/recovery");
+    let kept: Vec<String> = std::fs::read_dir(&recovery)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(kept.iter().any(|t| t.contains("typed-by-bob")), "{kept:?}");
+    guest.keys("<C-q>");
+    guest.wait_exit(Duration::from_secs(10));
+    // The host has bob's edit unsaved: discard it on quitting.
+    host.keys("<C-q>d");
+    host.wait_exit(Duration::from_secs(10));
+}
