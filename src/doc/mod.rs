@@ -123,25 +123,23 @@
 //! (chars inserted and deleted since it was made) passes [`SPLIT_CHURN`] by
 //! a group of fresh chunks holding the same text, put on the same list
 //! element (so concurrent chunk inserts next to it keep their place). The
-//! old chunk is retired, not deleted. Edits that peers made to it
-//! concurrently with the split land in the retired chunk; the host diffs
-//! its text against what it last saw and moves the difference onto the
-//! chars that stand for it in the new chunks (see `crdt.rs`, `Retired`).
-//! A guest's undo entries that name the retired chunk are carried out by
-//! the guest itself on the new chunks, at once: when it follows a split it
-//! records, as of the split's change, which new char stands for each old
-//! one (an entry for its own edit that raced the split still goes through
-//! the host, and shows a round trip later). Only one replica splits, so
-//! splits never conflict. The cost of this design: an edit that raced a
-//! split is out of its author's view until the host's repair comes back
-//! (one round trip), and what they type meanwhile goes where they see the
-//! cursor; the repair's ops are numbered above anything typed in that
-//! time, so automerge orders the moved text first and the result reads in
-//! the order it was typed (`ChunkEditor::outrank`, tested with a guest typing
-//! through splits). The next step is for each replica to move its own
-//! racing edits when it follows the split, so nothing leaves anyone's
-//! view. Measured (benches/README.md): the paper as remote
-//! changes now replays in full at ~2,700 edits/s (it would take hours
+//! old chunk is retired, not deleted. An edit that a peer made to it
+//! concurrently with the split (typed before the split reached it) lands
+//! in the retired chunk, out of everyone's view; so every replica, as it
+//! follows a split, moves *its own* racing edits onto the chars that now
+//! stand for the old ones (`ChunkEditor::settle`), in the same call that
+//! applies the split: its rope never loses them, and a script that
+//! computes offsets from its own text is never wrong, at any rate. The
+//! others see the moved text one round trip later. Everyone moves only
+//! their own edits, so nothing is moved twice; the host moves those of a
+//! peer that left before it saw the split ([`Document::settle_for`]). Undo
+//! entries that name the retired chunk are carried out on the new chunks
+//! the same way, from the record each replica keeps of each split
+//! (`ChunkEditor::translate_stable`). Only one replica splits, so splits
+//! never conflict. (Before protocol v5 the host diffed retired chunks and
+//! moved everyone's racing edits itself: the author lost sight of them for
+//! a round trip, and under a flood the host spent its time diffing.) Measured
+//! (benches/README.md): the paper as remote changes now replays in full at ~2,700 edits/s (it would take hours
 //! unsplit), 0.34 ms per remote keystroke at its end; the price is paid by
 //! the host's own edits, which get slower as automerge's cost per local op
 //! grows with the whole document and every split copies a chunk's text
@@ -667,6 +665,20 @@ impl Document {
                 }
             }
         }
+    }
+
+    /// Layout owner (the host): moves the edits that `actor` made to a
+    /// chunk while it was being split, which their author moves itself
+    /// when it sees the split — unless it left first. Call when a peer
+    /// leaves for good, with each actor it used. Returns the changes made
+    /// to the rope. Does nothing elsewhere, or twice.
+    pub fn settle_for(&mut self, actor: &ActorId) -> Vec<Change> {
+        let Some(shared) = self.shared.as_mut() else {
+            return Vec::new();
+        };
+        let changes = shared.settle_for(&mut self.rope, actor);
+        self.after_remote(&changes);
+        changes
     }
 
     /// A position that survives concurrent edits, for char index `pos`

@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Version of the lshed wire protocol (handshake and framing). Sent as a
 /// fixed 4-byte big-endian prefix of every handshake message, so a peer of
 /// any version can read it and say clearly which version the other side runs.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// TLS ALPN identifier. Deliberately *not* versioned: if it changed between
 /// versions, two peers of different versions would fail in the TLS layer

@@ -1,5 +1,7 @@
-//! Chunk splitting by the layout owner (the host), and the repair of edits
-//! that others made concurrently to a chunk it split.
+//! Chunk splitting by the layout owner (the host), and the moving of edits
+//! that others made concurrently to a chunk it split (each author moves
+//! its own as it follows the split; the host moves those of a peer that
+//! left first).
 //!
 //! The strongest check here is an oracle on unique chars: every char ever
 //! typed is distinct, so after any interleaving the final text must hold
@@ -174,12 +176,12 @@ fn guest_undo_of_text_in_a_split_chunk_reverts_only_its_text() {
     check_mirror(&guest);
 }
 
-/// An edit of the guest's own that raced the split cannot be mapped by the
-/// guest: its undo lands in the old chunk and the host moves it (one round
-/// trip later), with nothing lost or duplicated; an edit from before the
-/// split, in the same chunk, is still undone at once.
+/// An edit of the guest's own that raced the split is moved by the guest
+/// as it follows the split; undoing it (and an edit from before the split,
+/// in the same chunk) then takes effect at once, and the host has nothing
+/// to move.
 #[test]
-fn guest_undo_of_an_edit_that_raced_the_split_goes_through_the_host() {
+fn guest_undo_of_an_edit_that_raced_the_split_applies_at_once() {
     let (mut host, mut guest) = pair(&"x".repeat(600));
     host.shared_state_mut().unwrap().set_split_churn(1000);
     guest.apply_local(&[Change::insert(300, "hello")]);
@@ -191,25 +193,65 @@ fn guest_undo_of_an_edit_that_raced_the_split_goes_through_the_host() {
     for _ in 0..500 {
         host.apply_local(&[Change::insert(10, "H")]);
     }
-    send(&mut host, &mut guest);
+    let before = text(&guest);
+    let changes = guest.apply_remote(&host.take_outgoing().unwrap()).unwrap();
+    // The split and the move of "race" reach the guest's rope as one net
+    // change: the host's 500 H, and nothing of its own text leaves.
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0].text, "H".repeat(500));
+    assert_eq!(text(&guest).replace('H', ""), before);
     host.apply_remote(&racing).unwrap();
-    send(&mut host, &mut guest);
+    assert!(!text(&host).contains("race"), "not moved yet at the host");
+    send(&mut guest, &mut host);
+    assert!(text(&host).contains("race"), "{}", text(&host));
+    assert!(host.take_outgoing().is_none(), "the host moved nothing");
     guest.break_undo_group();
-    // Undo "race" then "hello": the first was made after the split was,
-    // so only the host can move it (it shows a round trip later); the
-    // second was in the chunk when it was split, and goes at once.
     assert!(guest.undo().is_some());
     assert!(guest.undo().is_some());
     let t = text(&guest);
-    assert!(t.contains("race") && !t.contains("hello"), "{t}");
+    assert!(!t.contains("race") && !t.contains("hello"), "{t}");
     round_trip(&mut host, &mut guest);
     let t = text(&host);
     assert!(!t.contains("hello") && !t.contains("race"), "{t}");
     assert_eq!(t.matches('H').count(), 500);
     assert_eq!(t.matches('x').count(), 600);
     assert_eq!(t, text(&guest));
+    // Redo puts both back, once each.
+    assert!(guest.redo().is_some());
+    assert!(guest.redo().is_some());
+    round_trip(&mut host, &mut guest);
+    let t = text(&host);
+    assert_eq!(t.matches("race").count(), 1, "{t}");
+    assert_eq!(t.matches("hello").count(), 1, "{t}");
+    assert_eq!(t, text(&guest));
     check_mirror(&host);
     check_mirror(&guest);
+}
+
+/// A guest whose edit raced a split and who left before it saw the split:
+/// the host moves the edit for it, once.
+#[test]
+fn the_host_moves_the_racing_edit_of_a_guest_that_left() {
+    let (mut host, mut guest) = pair(&format!("{}<<M>>{}", "a".repeat(300), "b".repeat(300)));
+    host.shared_state_mut().unwrap().set_split_churn(1000);
+    let at = text(&guest).find("<<M>>").unwrap() + 5;
+    guest.apply_local(&[Change::insert(at, "LEFT"), Change::delete(0, 3)]);
+    let racing = guest.take_outgoing().unwrap();
+    for _ in 0..500 {
+        host.apply_local(&[Change::insert(320, "H")]);
+    }
+    assert!(host.shared_state().unwrap().retired_count() >= 1);
+    host.apply_remote(&racing).unwrap();
+    assert!(!text(&host).contains("LEFT"));
+    let changes = host.settle_for(&support::actor(2));
+    assert!(!changes.is_empty());
+    let t = text(&host);
+    assert_eq!(t.matches("LEFT").count(), 1, "{t}");
+    assert!(t.contains("<<M>>LEFTbbb"), "{t}");
+    assert_eq!(t.matches('a').count(), 297, "its delete moved too");
+    assert!(host.settle_for(&support::actor(2)).is_empty(), "only once");
+    assert!(host.settle_for(&support::actor(9)).is_empty());
+    check_mirror(&host);
 }
 
 #[test]
@@ -256,14 +298,10 @@ impl Fresh {
 ///
 /// `guest_undo`: the first guest undoes, instead of the host. (One undoer
 /// only: two people who delete the same char concurrently and both undo
-/// each put it back, rightly.) A guest's undo shows at once where the guest
-/// could follow the split, and only after the host moved it where its own
-/// edit raced the split; the run cannot tell which, so the chars that
-/// guest typed may end up gone, and those it deleted may come back, without
-/// the oracle having seen it. And one thing the user can cause: the
-/// guest's delete that raced a split shows undone until the host's repair
-/// comes back; deleting the char again and then undoing both deletes puts
-/// it back twice. Nobody else's chars may be lost, come back or double.
+/// each put it back, rightly.) Every replica moves its own edits that raced
+/// a split as it follows the split, and carries its undo out on the new
+/// chunks, so the oracle holds for the undoer's chars too: nothing lost,
+/// nothing back from the dead, nothing twice.
 fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
     let mut rng = Rng(seed);
     let mut fresh = Fresh(0);
@@ -285,9 +323,6 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
     let mut to_guest: Vec<VecDeque<Vec<u8>>> = vec![VecDeque::new(); guests];
 
     let mut reborn: HashSet<char> = HashSet::new();
-    // Chars the first guest typed and deleted (for `guest_undo`).
-    let mut own_typed: HashSet<char> = HashSet::new();
-    let mut own_deleted: HashSet<char> = HashSet::new();
     let edit = |doc: &mut Document,
                 rng: &mut Rng,
                 fresh: &mut Fresh,
@@ -350,7 +385,6 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
             }
             1 => {
                 let g = rng.index(guests);
-                let before: HashSet<char> = peers[g].rope().chars().collect();
                 edit(
                     &mut peers[g],
                     &mut rng,
@@ -360,11 +394,6 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
                     &mut reborn,
                     guest_undo && g == 0,
                 );
-                if g == 0 {
-                    let after: HashSet<char> = peers[g].rope().chars().collect();
-                    own_typed.extend(after.difference(&before));
-                    own_deleted.extend(before.difference(&after));
-                }
                 if let Some(msg) = peers[g].take_outgoing() {
                     to_host[g].push_back(msg);
                 }
@@ -385,6 +414,10 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
                 let g = rng.index(guests);
                 if let Some(msg) = to_guest[g].pop_front() {
                     peers[g].apply_remote(&msg).unwrap();
+                    // What it moved as it followed a split.
+                    if let Some(out) = peers[g].take_outgoing() {
+                        to_host[g].push_back(out);
+                    }
                 }
             }
         }
@@ -427,11 +460,8 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
     let mut seen = HashSet::new();
     for c in final_text.chars() {
         let again = !seen.insert(c);
-        assert!(
-            !again || (guest_undo && own_deleted.contains(&c)),
-            "seed {seed}: {c:?} appears twice"
-        );
-        if reborn.contains(&c) || (guest_undo && own_deleted.contains(&c)) {
+        assert!(!again, "seed {seed}: {c:?} appears twice");
+        if reborn.contains(&c) {
             continue;
         }
         assert!(
@@ -440,9 +470,6 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
         );
     }
     for c in inserted.difference(&deleted) {
-        if guest_undo && own_typed.contains(c) {
-            continue;
-        }
         assert!(seen.contains(c), "seed {seed}: {c:?} was lost");
     }
     assert!(
@@ -515,11 +542,17 @@ fn two_racing_edits_far_apart_are_moved_separately() {
         host.apply_local(&[Change::insert(0, "H")]);
     }
     assert!(host.shared_state().unwrap().retired_count() >= 1);
-    send(&mut host, &mut g2);
+    let split = host.take_outgoing().unwrap();
+    g2.apply_remote(&split).unwrap();
     let m = text(&g2).find("MMMM").unwrap() + 4;
     g2.apply_local(&[Change::insert(m, "Z")]);
-    send(&mut g2, &mut host);
-    // Now guest 1's edit arrives, racing the split: moved hunk by hunk.
+    let z = g2.take_outgoing().unwrap();
+    host.apply_remote(&z).unwrap();
+    // Now guest 1's edit arrives, racing the split; guest 1 then gets the
+    // split and guest 2's edit, and moves its own edit hunk by hunk.
+    send(&mut g1, &mut host);
+    g1.apply_remote(&split).unwrap();
+    g1.apply_remote(&z).unwrap();
     send(&mut g1, &mut host);
     let t = text(&host);
     assert!(t.contains("<<L>>xbbb"), "{t}");
@@ -532,65 +565,211 @@ fn two_racing_edits_far_apart_are_moved_separately() {
 
 /// A guest types steadily at one spot while the host splits that chunk
 /// again and again; messages take `lag` keystrokes to arrive, so the
-/// guest's last keystrokes race every split (they vanish from its view
-/// until the host's repair brings them back, and it goes on typing). What
-/// it typed must end up in the order it typed it.
+/// guest's last keystrokes race every split (it moves them itself as it
+/// follows each split). What it typed must end up in the order it typed
+/// it.
 #[test]
 fn a_guest_typing_through_splits_keeps_its_text_in_order() {
-    for lag in [1usize, 2, 4] {
+    for lag in [1usize, 2, 4, 30] {
         let (mut host, mut guest) = pair(&"x".repeat(600));
         host.shared_state_mut().unwrap().set_split_churn(100);
         let mut fresh = Fresh(0);
         let typed = fresh.take(1200);
         let mut cursor = 300;
-        let mut to_host: VecDeque<Vec<u8>> = VecDeque::new();
-        let mut to_guest: VecDeque<Vec<u8>> = VecDeque::new();
+        // Messages with the keystroke they were sent at.
+        let mut to_host: VecDeque<(usize, Vec<u8>)> = VecDeque::new();
+        let mut to_guest: VecDeque<(usize, Vec<u8>)> = VecDeque::new();
         let deliver = |host: &mut Document,
                        guest: &mut Document,
-                       to_host: &mut VecDeque<Vec<u8>>,
-                       to_guest: &mut VecDeque<Vec<u8>>,
+                       to_host: &mut VecDeque<(usize, Vec<u8>)>,
+                       to_guest: &mut VecDeque<(usize, Vec<u8>)>,
                        cursor: &mut usize,
-                       keep: usize| {
-            while to_host.len() > keep {
-                host.apply_remote(&to_host.pop_front().unwrap()).unwrap();
-                to_guest.extend(host.take_outgoing());
+                       now: usize| {
+            while to_host.front().is_some_and(|(at, _)| at + lag <= now) {
+                let (_, msg) = to_host.pop_front().unwrap();
+                host.apply_remote(&msg).unwrap();
+                to_guest.extend(host.take_outgoing().map(|m| (now, m)));
             }
-            while to_guest.len() > keep {
-                for change in guest.apply_remote(&to_guest.pop_front().unwrap()).unwrap() {
+            while to_guest.front().is_some_and(|(at, _)| at + lag <= now) {
+                let (_, msg) = to_guest.pop_front().unwrap();
+                for change in guest.apply_remote(&msg).unwrap() {
                     *cursor = change.map_pos(*cursor, Assoc::After);
                 }
+                // What it moved as it followed a split.
+                to_host.extend(guest.take_outgoing().map(|m| (now, m)));
             }
         };
-        for c in typed.chars() {
+        for (i, c) in typed.chars().enumerate() {
+            let before = guest.rope().clone();
             guest.apply_local(&[Change::insert(cursor, c.to_string())]);
+            let mut expect = before;
+            expect.insert(cursor, &c.to_string());
+            assert!(guest.rope() == &expect, "lag {lag}: keystroke {i}");
             cursor += 1;
-            to_host.extend(guest.take_outgoing());
+            to_host.extend(guest.take_outgoing().map(|m| (i, m)));
             deliver(
                 &mut host,
                 &mut guest,
                 &mut to_host,
                 &mut to_guest,
                 &mut cursor,
-                lag,
+                i,
+            );
+            // Its own text, in order, always in its view.
+            let mine: String = guest.rope().chars().filter(|&c| c != 'x').collect();
+            assert!(
+                mine.chars().eq(typed.chars().take(i + 1)),
+                "lag {lag}: keystroke {i}: the guest's view lost its text"
             );
         }
+        let mut now = typed.chars().count();
         while !to_host.is_empty() || !to_guest.is_empty() {
+            now += lag;
             deliver(
                 &mut host,
                 &mut guest,
                 &mut to_host,
                 &mut to_guest,
                 &mut cursor,
-                0,
+                now,
             );
         }
         assert_eq!(text(&host), text(&guest));
         assert!(
             host.shared_state().unwrap().retired_count() > 10,
-            "few splits"
+            "lag {lag}: few splits: {}",
+            host.shared_state().unwrap().retired_count()
         );
         let got: String = text(&host).chars().filter(|&c| c != 'x').collect();
         assert!(got == typed, "lag {lag}: typed text out of order");
+        check_mirror(&host);
+        check_mirror(&guest);
+    }
+}
+
+/// The guarantee for scripts that compute offsets from their own text: a
+/// guest typing at any rate, through any number of splits, always sees
+/// after each of its own edits exactly the text that edit implies, and
+/// after each message from the host every char it typed and nobody
+/// deleted, and none it deleted itself. Messages wait in flight for a
+/// random number of steps (up to hundreds of edits), the host splits
+/// every 40 chars of churn and types and deletes too, the guest undoes.
+#[test]
+fn a_guest_typing_at_any_rate_never_loses_sight_of_its_own_text() {
+    for seed in 1..=24u64 {
+        let mut rng = Rng(seed * 6_364_136_223);
+        let mut fresh = Fresh(0);
+        let initial = fresh.take(200);
+        let (mut host, mut guest) = pair(&initial);
+        host.shared_state_mut().unwrap().set_split_churn(40);
+        let mut to_host: VecDeque<Vec<u8>> = VecDeque::new();
+        let mut to_guest: VecDeque<Vec<u8>> = VecDeque::new();
+        // Chars the guest typed, and chars anyone deleted.
+        let mut typed: HashSet<char> = HashSet::new();
+        let mut deleted: HashSet<char> = HashSet::new();
+        let mut own_deleted: HashSet<char> = HashSet::new();
+        let lag = 1 + rng.index(300);
+        for step in 0..1500 {
+            match rng.index(10) {
+                0..=5 => {
+                    let before = guest.rope().clone();
+                    let len = before.len_chars();
+                    let at = rng.index(len + 1);
+                    let mut expect = before.clone();
+                    if rng.index(4) == 0 && len > 0 {
+                        let end = (at + 1 + rng.index(3)).min(len);
+                        let start = at.min(end - 1);
+                        let gone: Vec<char> = before.slice(start..end).chars().collect();
+                        expect.remove(start..end);
+                        guest.apply_local(&[Change::delete(start, end)]);
+                        deleted.extend(gone.iter().copied());
+                        own_deleted.extend(gone);
+                    } else {
+                        let s = fresh.take(1 + rng.index(3));
+                        expect.insert(at, &s);
+                        typed.extend(s.chars());
+                        guest.apply_local(&[Change::insert(at, s)]);
+                    }
+                    assert_eq!(
+                        guest.rope().to_string(),
+                        expect.to_string(),
+                        "seed {seed} step {step}: the guest's own edit"
+                    );
+                    to_host.extend(guest.take_outgoing());
+                    if rng.index(8) == 0 {
+                        guest.break_undo_group();
+                    }
+                }
+                6 => {
+                    let before: HashSet<char> = guest.rope().chars().collect();
+                    if guest.undo().is_some() {
+                        let after: HashSet<char> = guest.rope().chars().collect();
+                        // What undo removed counts as deleted by the guest;
+                        // what it put back may be deleted by others later.
+                        for c in before.difference(&after) {
+                            deleted.insert(*c);
+                            own_deleted.insert(*c);
+                        }
+                        for c in after.difference(&before) {
+                            own_deleted.remove(c);
+                            deleted.insert(*c);
+                        }
+                        to_host.extend(guest.take_outgoing());
+                    }
+                }
+                7 => {
+                    let len = host.len_chars();
+                    let at = rng.index(len + 1);
+                    if rng.index(3) == 0 && len > 0 {
+                        let end = (at + 1 + rng.index(3)).min(len);
+                        let start = at.min(end - 1);
+                        deleted.extend(host.rope().slice(start..end).chars());
+                        host.apply_local(&[Change::delete(start, end)]);
+                    } else {
+                        host.apply_local(&[Change::insert(at, fresh.take(2))]);
+                    }
+                    to_guest.extend(host.take_outgoing());
+                }
+                _ => {
+                    // Deliver what has waited longer than the lag, both ways.
+                    while to_host.len() > lag {
+                        host.apply_remote(&to_host.pop_front().unwrap()).unwrap();
+                        to_guest.extend(host.take_outgoing());
+                    }
+                    while to_guest.len() > lag / 2 {
+                        guest.apply_remote(&to_guest.pop_front().unwrap()).unwrap();
+                        to_host.extend(guest.take_outgoing());
+                        let now: HashSet<char> = guest.rope().chars().collect();
+                        for c in typed.difference(&deleted) {
+                            assert!(now.contains(c), "seed {seed} step {step}: {c:?} left the guest's view");
+                        }
+                        for c in &own_deleted {
+                            assert!(!now.contains(c), "seed {seed} step {step}: {c:?} came back");
+                        }
+                    }
+                }
+            }
+        }
+        while !to_host.is_empty() || !to_guest.is_empty() {
+            while let Some(m) = to_host.pop_front() {
+                host.apply_remote(&m).unwrap();
+                to_guest.extend(host.take_outgoing());
+            }
+            while let Some(m) = to_guest.pop_front() {
+                guest.apply_remote(&m).unwrap();
+                to_host.extend(guest.take_outgoing());
+            }
+        }
+        let t = text(&host);
+        assert_eq!(t, text(&guest), "seed {seed}");
+        let mut seen = HashSet::new();
+        for c in t.chars() {
+            assert!(seen.insert(c), "seed {seed}: {c:?} twice");
+        }
+        for c in typed.difference(&deleted) {
+            assert!(seen.contains(c), "seed {seed}: {c:?} lost");
+        }
+        assert!(host.shared_state().unwrap().retired_count() > 5, "seed {seed}: few splits");
         check_mirror(&host);
         check_mirror(&guest);
     }

@@ -31,7 +31,6 @@ impl SharedState {
             rope_undo: Vec::new(),
             retired_ids: &self.retired_ids,
             retired: &mut self.retired,
-            owner: self.splitter,
             dirty: &mut self.dirty,
             actor,
             first_op: max_op.map(|n| n + 1),
@@ -78,6 +77,17 @@ enum InsertTarget {
     },
 }
 
+/// Consecutive chars that one replica inserted into a chunk while it was
+/// being split (`ChunkEditor::settle`): between the split text's chars
+/// `prev` and `next` (indices; `None` at either end), their text and op
+/// counters.
+struct RacingRun {
+    prev: Option<usize>,
+    next: Option<usize>,
+    text: String,
+    ctrs: Vec<u64>,
+}
+
 /// One local transaction in progress: the automerge side plus the rope.
 /// (Not the editor of `crate::editor`: it edits the chunks of one
 /// document's CRDT state.)
@@ -96,9 +106,7 @@ pub(crate) struct ChunkEditor<'t, 'a> {
     /// What this replica knows of split chunks (the owner: every chunk it
     /// split; others: the splits they could follow, see `follow_split`).
     pub(super) retired: &'t mut HashMap<ObjId, Retired>,
-    /// Whether this replica owns the layout (repairs retired chunks).
-    pub(super) owner: bool,
-    /// Retired chunks edited in this transaction.
+    /// Retired chunks this replica edited (see [`SharedState`]'s `dirty`).
     pub(super) dirty: &'t mut Vec<ObjId>,
     /// This replica's actor.
     pub(super) actor: ActorId,
@@ -415,14 +423,15 @@ impl ChunkEditor<'_, '_> {
 
     /// Applies one undo/redo operation; pushes its inverse onto `inverse`.
     /// An operation whose chunk or cursor no longer resolves is skipped.
-    /// On a chunk that was split, the operation edits the old chunk and the
-    /// layout owner moves the edit onto the new ones (see `repair`).
+    /// On a chunk that was split, the operation is carried out on the new
+    /// chunks (`translate_stable`), or else edits the old chunk and is
+    /// moved from there (`settle`).
     pub(crate) fn apply_stable(
         &mut self,
         op: &StableOp,
         inverse: &mut Vec<StableOp>,
     ) -> Result<(), AutomergeError> {
-        if !self.owner && self.translate_stable(op, inverse)? {
+        if self.translate_stable(op, inverse)? {
             return Ok(());
         }
         match op {
@@ -505,13 +514,13 @@ impl ChunkEditor<'_, '_> {
         }
     }
 
-    /// Not the layout owner: carries out `op`, which names a retired chunk,
-    /// on the chars that replaced that chunk's text, using the record made
-    /// when the split was followed. Only while the retired chunk still
-    /// holds exactly the recorded text (nobody else's edit raced the
-    /// split); otherwise returns `false` and `op` lands in the retired
-    /// chunk, for the owner to move. Nothing is changed before every char
-    /// it needs is found in a live chunk.
+    /// Carries out `op`, which names a retired chunk, on the chars that
+    /// replaced that chunk's text, using the record of the split (the
+    /// owner's own, or the one made when the split was followed). Returns
+    /// `false` if there is no record or a char it needs cannot be found;
+    /// `op` then lands in the retired chunk and `maintain` moves it
+    /// (`settle`). Nothing is changed before every char it needs is found
+    /// in a live chunk.
     pub(super) fn translate_stable(
         &mut self,
         op: &StableOp,
@@ -540,10 +549,6 @@ impl ChunkEditor<'_, '_> {
         if rec.at.is_empty() {
             return Ok(false);
         }
-        let live = |ed: &Self, p: u32| {
-            let piece = rec.pieces.get(p as usize)?;
-            Some((ed.index_of(piece)?, piece.clone()))
-        };
         match op {
             StableOp::RemoveInserted {
                 chunk,
@@ -555,8 +560,8 @@ impl ChunkEditor<'_, '_> {
                     _ => None,
                 };
                 // Our chars still in the retired chunk, and where each was
-                // when it was split (one made since, in a race, is the
-                // owner's to move: then all of `op` goes that way).
+                // when it was split, or where it was moved to if it was
+                // typed as the split was made.
                 let now: Vec<u64> = self
                     .tx
                     .list_range(chunk, ..)
@@ -572,14 +577,20 @@ impl ChunkEditor<'_, '_> {
                     .collect();
                 let mut found: Vec<(usize, ObjId, usize)> = Vec::new();
                 for ctr in now {
-                    let Some(&(p, stand_in)) = then.get(&ctr).and_then(|&k| rec.refs.get(k)) else {
-                        return Ok(false);
+                    let spot = match then.get(&ctr).and_then(|&k| rec.refs.get(k)) {
+                        Some(&(p, stand_in)) => rec
+                            .pieces
+                            .get(p as usize)
+                            .and_then(|piece| self.live_char(piece.clone(), &rec.author, stand_in)),
+                        None => match rec.moved.get(&ctr) {
+                            Some((piece, moved)) if *actor == self.actor => {
+                                self.live_char(piece.clone(), actor, *moved)
+                            }
+                            _ => return Ok(false),
+                        },
                     };
-                    let Some((slot, piece)) = live(self, p) else {
-                        return Ok(false);
-                    };
-                    if let Some((pos, true)) = self.locate(&piece, &rec.author, stand_in) {
-                        found.push((slot, piece, pos));
+                    if let Some(found_at) = spot {
+                        found.push(found_at);
                     }
                 }
                 found.sort_by_key(|(slot, _, pos)| (*slot, *pos));
@@ -602,113 +613,220 @@ impl ChunkEditor<'_, '_> {
                 anchor,
                 text,
             } => {
-                // Where the text went in the chunk as it was split.
+                // Where the text went in the chunk as it was split, or
+                // before the char that replaced our racing anchor char.
                 let Some(cursor) = anchor.cursor() else {
                     return Ok(false);
                 };
-                let Ok(k) = self.tx.get_cursor_position(chunk, &cursor, Some(&rec.at)) else {
+                let spot = match self.tx.get_cursor_position(chunk, &cursor, Some(&rec.at)) {
+                    Ok(k) => {
+                        let k = k.min(rec.refs.len());
+                        let (p, pos) = self.anchor_for(rec, k, k);
+                        rec.pieces
+                            .get(p as usize)
+                            .and_then(|piece| self.live_spot(piece.clone(), pos))
+                    }
+                    Err(_) => match rec.moved.get(&anchor.ctr) {
+                        Some((piece, moved)) if anchor.actor == self.actor => self
+                            .locate(piece, &self.actor, *moved)
+                            .and_then(|(pos, _)| self.live_spot(piece.clone(), pos)),
+                        _ => None,
+                    },
+                };
+                let Some((slot, piece, pos)) = spot else {
                     return Ok(false);
                 };
-                let k = k.min(rec.refs.len());
-                let (p, pos) = self.anchor_for(rec, k, k);
-                let Some((slot, piece)) = live(self, p) else {
-                    return Ok(false);
-                };
-                let pos = pos.min(self.chunks[slot].len);
                 self.insert_in(Some(slot), &piece, pos, text, inverse)?;
                 Ok(true)
             }
         }
     }
 
-    /// Layout owner: moves what changed in retired chunk `obj` since the
-    /// last repair (edits made concurrently with its split, undo entries
-    /// that named it) onto the chars that replaced its text.
-    pub(crate) fn repair(&mut self, obj: &ObjId) -> Result<(), AutomergeError> {
+    /// Moves the edits that `mover` made to retired chunk `obj` while it
+    /// was being split (its inserts that are still there, its deletes) onto
+    /// the chars that replaced the chunk's text. `newest`: the mover's
+    /// newest change not in the split's past; the chunk read as of the
+    /// split plus that change is the split's text with exactly the mover's
+    /// racing edits in it (everyone else's edits since the split reached
+    /// the mover only after the split did). Inserts already moved (this
+    /// replica's own, see `Retired::moved`) are not moved again, and
+    /// deleting a char that is already gone does nothing, so settling twice
+    /// is harmless.
+    pub(crate) fn settle(
+        &mut self,
+        obj: &ObjId,
+        mover: &ActorId,
+        newest: ChangeHash,
+    ) -> Result<(), AutomergeError> {
         let Some(mut rec) = self.retired.remove(obj) else {
             return Ok(());
         };
-        let result = self.repair_with(obj, &mut rec);
+        let result = self.settle_with(obj, &mut rec, mover, newest);
         self.retired.insert(obj.clone(), rec);
         result
     }
 
-    pub(super) fn repair_with(
+    fn settle_with(
         &mut self,
         obj: &ObjId,
         rec: &mut Retired,
+        mover: &ActorId,
+        newest: ChangeHash,
     ) -> Result<(), AutomergeError> {
-        let now: Vec<char> = self.tx.text(obj)?.chars().collect();
-        // Back to front, so the indices of earlier hunks hold.
-        for (old, new) in char_hunks(&rec.text, &now).into_iter().rev() {
-            self.repair_hunk(rec, old, &now[new])?;
+        if rec.at.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    /// Replaces the retired text's chars `old` with `text` in the new
-    /// layout: deletes their stand-ins that are still there (others may
-    /// have deleted some already), and inserts `text` after the stand-in
-    /// of the char before them.
-    pub(super) fn repair_hunk(
-        &mut self,
-        rec: &mut Retired,
-        old: std::ops::Range<usize>,
-        text: &[char],
-    ) -> Result<(), AutomergeError> {
-        for k in old.clone().rev() {
+        let id_of = |id: ObjId| match id {
+            ObjId::Id(ctr, actor, _) => Some((ctr, actor)),
+            _ => None,
+        };
+        let then: Vec<(u64, ActorId)> = self
+            .tx
+            .list_range_at(obj, .., &rec.at)
+            .filter_map(|item| id_of(item.id()))
+            .collect();
+        if then.len() != rec.refs.len() {
+            return Ok(());
+        }
+        let index: HashMap<&(u64, ActorId), usize> =
+            then.iter().enumerate().map(|(k, c)| (c, k)).collect();
+        let mut heads = rec.at.clone();
+        heads.push(newest);
+        let view: Vec<((u64, ActorId), String)> = self
+            .tx
+            .list_range_at(obj, .., &heads)
+            .filter_map(|item| {
+                let s = match &item.value {
+                    ValueRef::Scalar(ScalarValueRef::Str(s)) => s.to_string(),
+                    _ => "\u{fffc}".to_string(),
+                };
+                Some((id_of(item.id())?, s))
+            })
+            .collect();
+        // Its deletes: chars of the split text missing from its view. Their
+        // stand-ins go (back to front, so that positions hold).
+        let kept: HashSet<usize> = view.iter().filter_map(|(c, _)| index.get(c).copied()).collect();
+        for k in (0..then.len()).rev() {
+            if kept.contains(&k) {
+                continue;
+            }
             let (p, ctr) = rec.refs[k];
             let Some(piece) = rec.pieces.get(p as usize).cloned() else {
                 continue;
             };
-            let Ok(slot) = self.slot_of(&piece) else {
-                continue;
-            };
-            if let Some((pos, true)) = self.locate(&piece, &rec.author, ctr) {
-                self.delete_in(slot, &piece, pos, 1)?;
+            if let Some((slot, piece, pos)) = self.live_char(piece, &rec.author, ctr) {
+                self.delete_in(Some(slot), &piece, pos, 1)?;
             }
         }
-        let n = text.len();
-        let mut refs = Vec::with_capacity(n);
-        if n > 0 {
-            self.outrank()?;
-            let (p, pos) = self.anchor_for(rec, old.start, old.end);
-            let piece = rec.pieces.get(p as usize).cloned();
-            if let Some((piece, Ok(slot))) = piece.map(|o| (o.clone(), self.slot_of(&o))) {
-                let mut made = Vec::new();
-                let pos = pos.min(self.chunk_len(slot, &piece));
-                let s: String = text.iter().collect();
-                self.insert_in(slot, &piece, pos, &s, &mut made)?;
-                if let Some(StableOp::RemoveInserted { counters, .. }) = made.first() {
-                    refs.extend(counters.clone().map(|c| (p, c)));
+        // Its inserts: runs of its chars that the split text lacks, each
+        // put after the stand-in of the split char before it.
+        let mut runs: Vec<RacingRun> = Vec::new();
+        let mut prev: Option<usize> = None;
+        let mut open: Option<RacingRun> = None;
+        for ((ctr, actor), s) in &view {
+            if let Some(&k) = index.get(&(*ctr, actor.clone())) {
+                if let Some(mut run) = open.take() {
+                    run.next = Some(k);
+                    runs.push(run);
+                }
+                prev = Some(k);
+            } else if actor == mover && !rec.moved.contains_key(ctr) {
+                let run = open.get_or_insert_with(|| RacingRun {
+                    prev,
+                    next: None,
+                    text: String::new(),
+                    ctrs: Vec::new(),
+                });
+                run.text.push_str(s);
+                run.ctrs.push(*ctr);
+            }
+        }
+        runs.extend(open);
+        let mine = *mover == self.actor;
+        for run in runs {
+            let pre = run.prev.map_or(0, |k| k + 1);
+            let (p, pos) = self.anchor_for(rec, pre, run.next.unwrap_or(then.len()));
+            let Some(piece) = rec.pieces.get(p as usize).cloned() else {
+                continue;
+            };
+            let (slot, piece, pos) = match self.live_spot(piece.clone(), pos) {
+                Some((slot, piece, pos)) => (Some(slot), piece, pos),
+                // A chain of splits it cannot follow: the text goes into
+                // the old chunk, out of view but not lost from history.
+                None => {
+                    let len = self.tx.length(&piece);
+                    (None, piece, pos.min(len))
+                }
+            };
+            let mut made = Vec::new();
+            self.insert_in(slot, &piece, pos, &run.text, &mut made)?;
+            if let (true, Some(StableOp::RemoveInserted { counters, .. })) = (mine, made.first()) {
+                for (old, new) in run.ctrs.into_iter().zip(counters.clone()) {
+                    rec.moved.insert(old, (piece.clone(), new));
                 }
             }
         }
-        // Keep `refs` aligned with `text` whatever happened (counter 0 is
-        // no char: such a stand-in is skipped later).
-        refs.resize(n, (0, 0));
-        rec.text.splice(old.clone(), text.iter().copied());
-        rec.refs.splice(old, refs);
         Ok(())
     }
 
-    /// Raises the counter of the transaction's next op by [`REPAIR_RANK`].
-    ///
-    /// Why: text moved by a repair is the racing edit of someone who, until
-    /// the repair reaches them, sees it gone and goes on typing right where
-    /// it was. Their new chars and the moved ones are then inserted after
-    /// the same char, concurrently, and automerge orders such siblings by
-    /// op id, highest first: unless the moved text has the higher ids, it
-    /// lands after what they typed next ("acb" for "abc"). What they can
-    /// type in a round trip stays far below this margin.
-    ///
-    /// Done with one splice into a fresh scratch text (cheap to apply
-    /// anywhere; ops on one map key whose history keeps growing are not:
-    /// automerge 0.12 applies each in time linear in that history).
-    pub(super) fn outrank(&mut self) -> Result<(), AutomergeError> {
-        let scratch = self.tx.put_object(ROOT, ORDER_KEY, ObjType::Text)?;
-        self.tx
-            .splice_text(&scratch, 0, 0, &".".repeat(REPAIR_RANK))
+    /// Where the owner's char `ctr` of `piece` is, following later splits
+    /// of `piece` (records of this replica); `None` if it is gone or
+    /// cannot be followed.
+    fn live_char(
+        &self,
+        mut piece: ObjId,
+        author: &ActorId,
+        mut ctr: u64,
+    ) -> Option<(usize, ObjId, usize)> {
+        let mut author = author.clone();
+        for _ in 0..MAX_GROUP_DEPTH {
+            match self.slot_of(&piece) {
+                Ok(Some(slot)) => {
+                    let (pos, alive) = self.locate(&piece, &author, ctr)?;
+                    return alive.then_some((slot, piece, pos));
+                }
+                Ok(None) => {}
+                Err(()) => return None,
+            }
+            let rec = self.retired.get(&piece)?;
+            let k = self
+                .tx
+                .list_range_at(&piece, .., &rec.at)
+                .position(|item| matches!(item.id(), ObjId::Id(c, ref a, _) if c == ctr && *a == author))?;
+            let &(p, next) = rec.refs.get(k)?;
+            piece = rec.pieces.get(p as usize)?.clone();
+            ctr = next;
+            author = rec.author.clone();
+        }
+        None
+    }
+
+    /// The live chunk and offset for offset `pos` of `piece`, following
+    /// later splits of `piece` (records of this replica) by the char
+    /// before `pos`.
+    fn live_spot(&self, mut piece: ObjId, mut pos: usize) -> Option<(usize, ObjId, usize)> {
+        for _ in 0..MAX_GROUP_DEPTH {
+            match self.slot_of(&piece) {
+                Ok(Some(slot)) => return Some((slot, piece, pos.min(self.chunks[slot].len))),
+                Ok(None) => {}
+                Err(()) => return None,
+            }
+            let rec = self.retired.get(&piece)?;
+            let k = match pos.checked_sub(1) {
+                None => 0,
+                Some(b) => {
+                    let before = self.tx.list_range(&piece, b..=b).next()?.id();
+                    self.tx
+                        .list_range_at(&piece, .., &rec.at)
+                        .position(|item| item.id() == before)?
+                        + 1
+                }
+            };
+            let (p, next) = self.anchor_for(rec, k, k);
+            piece = rec.pieces.get(p as usize)?.clone();
+            pos = next;
+        }
+        None
     }
 
     /// Where the owner's char `ctr` in `piece` is now, and whether it is

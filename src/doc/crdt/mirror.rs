@@ -145,7 +145,7 @@ impl SharedState {
     ) -> Result<(), ()> {
         if matches!(patch.path.first(), Some((o, automerge::Prop::Map(k))) if *o == ROOT && k == ORDER_KEY)
         {
-            // The owner's scratch text (see `ChunkEditor::outrank`).
+            // An older layout owner's scratch text (see `ORDER_KEY`).
             return Ok(());
         }
         if patch.obj == ROOT {
@@ -204,7 +204,7 @@ impl SharedState {
         }
         let Some(idx) = self.index_of(&patch.obj) else {
             if self.retired_ids.contains(&patch.obj) {
-                // Split away: the layout owner moves edits to it.
+                // Split away: edits to it are moved by their authors.
                 return Ok(());
             }
             // A patch on an object we do not mirror: harmless unless it is
@@ -361,6 +361,30 @@ pub(crate) fn apply_to_rope(rope: &mut Rope, change: &Change) {
 /// suffix kept), or `None` if they are equal.
 pub(crate) fn diff_rope(rope: &Rope, text: &str) -> Option<Change> {
     diff_ropes(rope, &Rope::from_str(text))
+}
+
+/// The changes, in order, that turn `old` into `new`: the part between
+/// their common prefix and suffix, cut into separate hunks where that is
+/// cheap to find (so that positions between two far-apart edits stay
+/// put), else one replacement.
+pub(crate) fn net_changes(old: &Rope, new: &Rope) -> Vec<Change> {
+    let Some(whole) = diff_ropes(old, new) else {
+        return Vec::new();
+    };
+    let old_mid: Vec<char> = old.slice(whole.start..whole.end).chars().collect();
+    let new_mid: Vec<char> = whole.text.chars().collect();
+    let mut out = Vec::new();
+    // Each change's offsets are in the text as left by the ones before.
+    let mut at = whole.start;
+    let mut done = 0;
+    for (o, n) in char_hunks(&old_mid, &new_mid) {
+        at += o.start - done;
+        let text: String = new_mid[n.clone()].iter().collect();
+        out.push(Change::replace(at, at + o.len(), text));
+        at += n.len();
+        done = o.end;
+    }
+    out
 }
 
 /// The single replacement that turns `rope` into `target`.

@@ -25,11 +25,11 @@
 //! the state: the host) splits a chunk whose history grew: the chunk's
 //! list element gets a group of fresh chunks with the same text, and the
 //! old chunk is *retired* (still in automerge, no longer in the layout).
-//! What others write into a retired chunk (they had not seen the split
-//! yet, or they undo text that was in it) is moved by the owner onto the
-//! chars that replaced it ([`Retired`], `ChunkEditor::repair`); a replica that
-//! followed the split maps its own undo onto those chars itself
-//! (`follow_split`, `ChunkEditor::translate_stable`). Chunks are never
+//! What a replica wrote into a chunk while it was being split (it had
+//! not seen the split yet) is moved by that replica onto the chars that
+//! replaced it as it follows the split ([`Retired`], `follow_split`,
+//! `ChunkEditor::settle`), and its undo entries that name the old chunk
+//! are carried out on those chars (`ChunkEditor::translate_stable`). Chunks are never
 //! deleted by lshed. A change of the layout (the owner's split, or anything
 //! a foreign peer does) is followed by re-reading the table and patching
 //! the rope with the one difference, if any (`resync_changed_chunks`,
@@ -78,7 +78,7 @@ mod wire;
 
 // The helpers each part uses, named here so that every part reaches them
 // through `use super::*`.
-pub(crate) use mirror::{apply_to_rope, diff_ropes};
+pub(crate) use mirror::{apply_to_rope, diff_ropes, net_changes};
 use remote::probe_max_op;
 use split::{char_hunks, cut};
 pub use wire::change_actors;
@@ -101,12 +101,10 @@ pub const SPLIT_CHURN: usize = 4 * CHUNK_CHARS;
 const MAX_GROUP_DEPTH: usize = 64;
 
 const FORMAT_KEY: &str = "lshed";
-/// Root key of the scratch text the owner writes to raise its op counter
-/// before a repair insert (see `ChunkEditor::outrank`); not part of the text.
+/// Root key of a scratch text that lshed 0.1's layout owner wrote before
+/// moving others' edits; not part of the text (ignored when it arrives
+/// from an older peer's saved state).
 const ORDER_KEY: &str = "order";
-/// How far a repair insert's op counter is raised past the owner's: far
-/// above what one person types in a round trip.
-const REPAIR_RANK: usize = 64;
 const FORMAT_VERSION: i64 = 1;
 const CHUNKS_KEY: &str = "chunks";
 /// A received sync message larger than this resets the recovery checkpoint
@@ -141,26 +139,32 @@ impl Chunk {
     }
 }
 
-/// What a replica remembers of a split chunk. The layout owner: to move
-/// edits that others made to it concurrently (and undo entries that still
-/// name it) onto the chunks that replaced it. Others (`follow_split`): to
-/// carry out their own undo entries that name it on those chunks.
+/// What a replica remembers of a split chunk, to carry edits that name it
+/// (undo entries, and edits that raced the split) out on the chunks that
+/// replaced it.
 #[derive(Debug, Clone)]
 struct Retired {
-    /// Its text as of the last repair (the owner), or as of the split.
-    text: Vec<char>,
     /// The chunks that replaced it (the first is where text goes when
     /// nothing of `refs` is left to anchor it).
     pieces: Vec<ObjId>,
-    /// For each char of `text`, the char of `author` that stands for it in
-    /// the new layout: (index in `pieces`, op counter). Compact (16 bytes a
-    /// char), as records are kept for the session.
+    /// For each char the chunk had in the split change, the char of
+    /// `author` that stands for it in the new layout: (index in `pieces`,
+    /// op counter). Compact (16 bytes a char), as records are kept for the
+    /// session.
     refs: Vec<(u32, u64)>,
     /// The layout owner's actor (the author of the split).
     author: ActorId,
-    /// Not the owner: the split change, so that `text` and `refs` are read
-    /// as of it (the owner keeps them current by repairing instead).
+    /// The split change: the chunk is read as of it to line its chars up
+    /// with `refs`.
     at: Vec<ChangeHash>,
+    /// This replica's chars that raced the split and were moved onto the
+    /// new chunks (`ChunkEditor::settle`): the racing char's counter →
+    /// (chunk, counter of the char that replaced it), so that undo
+    /// entries naming them still work.
+    moved: HashMap<u64, (ObjId, u64)>,
+    /// Layout owner: actors whose racing edits it moved for them (they
+    /// left before they saw the split), so that it never moves them twice.
+    settled_for: Vec<ActorId>,
 }
 
 /// The automerge state of a shared document, with the chunk table that maps
@@ -198,10 +202,18 @@ pub struct SharedState {
     /// Whether this replica owns the layout (it built the state from text:
     /// the host). Only the owner splits chunks, so splits never conflict.
     splitter: bool,
-    /// Owner only: the chunks it split.
+    /// The splits this replica knows how to follow: the owner's own, and
+    /// those others followed as they arrived (see `follow_split`).
     retired: HashMap<ObjId, Retired>,
-    /// Owner only: retired chunks changed since the last repair.
+    /// Retired chunks this replica may have edits of its own in that are
+    /// not yet on the new chunks: splits just followed (its edits in
+    /// flight raced them) and chunks an undo entry reached directly.
+    /// `maintain` moves them (`ChunkEditor::settle`).
     dirty: Vec<ObjId>,
+    /// A settle changed the text in the current remote apply: the rope
+    /// changes reported are then the net difference (see
+    /// `SharedState::apply_remote`).
+    settled: bool,
     /// Churn past which the owner splits a chunk ([`SPLIT_CHURN`]).
     split_churn: usize,
     /// Some chunk's churn passed `split_churn` since the last
@@ -409,6 +421,7 @@ impl SharedState {
             splitter,
             retired: HashMap::new(),
             dirty: Vec::new(),
+            settled: false,
             split_churn: SPLIT_CHURN,
             hot: false,
             splitting: false,

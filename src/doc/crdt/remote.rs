@@ -32,6 +32,24 @@ impl SharedState {
     /// Applies a message made by a peer's [`Self::take_outgoing`]. Patches
     /// `rope` and returns the changes applied to it, in order.
     pub(crate) fn apply_remote(&mut self, rope: &mut Rope, bytes: &[u8]) -> Remote {
+        let before = rope.clone();
+        self.settled = false;
+        let mut remote = self.apply_remote_inner(rope, bytes);
+        self.report_net(&before, rope, &mut remote);
+        remote
+    }
+
+    /// When this replica moved its own racing edits during a remote apply
+    /// (`settle_own`), the split took them out of the rope and the move
+    /// put them back: report the net difference instead, so that the
+    /// author's text, cursor and selections never see them leave.
+    fn report_net(&mut self, before: &Rope, rope: &Rope, remote: &mut Remote) {
+        if std::mem::take(&mut self.settled) {
+            remote.changes = net_changes(before, rope);
+        }
+    }
+
+    fn apply_remote_inner(&mut self, rope: &mut Rope, bytes: &[u8]) -> Remote {
         self.text_cache = None;
         let known_max_op = self.max_op.take();
         // The recovery log must hold every local change before foreign
@@ -65,7 +83,6 @@ impl SharedState {
         }
         let (changes, raws): (Vec<automerge::Change>, Vec<Vec<u8>>) = ready.into_iter().unzip();
         let stamps: Vec<u64> = changes.iter().map(|c| c.max_op()).collect();
-        self.note_retired_edits(&changes);
         if !self.splitter {
             self.arriving = changes.iter().map(arrival).collect();
         }
@@ -180,6 +197,14 @@ impl SharedState {
         peer: &mut PeerSync,
         bytes: &[u8],
     ) -> Remote {
+        let before = rope.clone();
+        self.settled = false;
+        let mut remote = self.receive_sync_inner(rope, peer, bytes);
+        self.report_net(&before, rope, &mut remote);
+        remote
+    }
+
+    fn receive_sync_inner(&mut self, rope: &mut Rope, peer: &mut PeerSync, bytes: &[u8]) -> Remote {
         const WHAT: &str = "sync message";
         self.text_cache = None;
         self.max_op = None;
@@ -203,12 +228,10 @@ impl SharedState {
         // (After a contained panic automerge is half-modified: not read
         // until `finish_remote` has rebuilt it.)
         let moved = outcome.is_ok() && self.am.get_heads() != heads_before;
-        let owner_repairs = self.splitter && !self.retired.is_empty();
         // What the message brought, read once (for the log, for following
-        // a split, for the owner's repairs); not for a big message unless
-        // the owner needs it (a whole document's changes: the log takes a
-        // save instead).
-        let received: Vec<automerge::Change> = if moved && (!big || owner_repairs) {
+        // a split); not for a big message (a whole document's changes: the
+        // log takes a save instead).
+        let received: Vec<automerge::Change> = if moved && !big {
             self.am.get_changes(&heads_before)
         } else {
             Vec::new()
@@ -231,9 +254,6 @@ impl SharedState {
             }
         });
         self.arriving.clear();
-        if owner_repairs {
-            self.note_retired_edits(&received);
-        }
         if !self.held.is_empty() && self.am.get_heads() != heads_before {
             // What the sync brought may be what held changes waited for.
             let ready = self.take_ready(Vec::new());

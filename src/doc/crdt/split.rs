@@ -5,32 +5,18 @@
 use super::*;
 
 impl SharedState {
-    /// Layout owner's upkeep after every edit and remote apply: moves edits
-    /// made to split chunks onto the chunks that replaced them, then splits
-    /// chunks whose history has grown past [`SPLIT_CHURN`]. Returns the
-    /// rope changes made (the moved edits; a split changes no text).
+    /// Upkeep after every edit and remote apply: moves this replica's own
+    /// edits that landed in split chunks onto the chunks that replaced them
+    /// (see [`Self::settle_own`]), then, on the layout owner, splits chunks
+    /// whose history has grown past [`SPLIT_CHURN`]. Returns the rope
+    /// changes made (the moved edits; a split changes no text).
     pub(crate) fn maintain(&mut self, rope: &mut Rope) -> Vec<Change> {
-        if !self.splitter {
-            self.dirty.clear();
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        if !self.dirty.is_empty() {
-            let repaired = self.edit(rope, |ed| {
-                // Repairs can dirty other retired chunks (a split chunk's
-                // replacement split again); each round settles one.
-                for _ in 0..4096 {
-                    let Some(obj) = ed.dirty.pop() else { break };
-                    ed.repair(&obj)?;
-                }
-                Ok(())
-            });
-            self.dirty.clear();
-            if let Ok(((), changes)) = repaired {
-                out = changes;
-            }
-        }
-        if !self.splitting {
+        let out = if self.dirty.is_empty() {
+            Vec::new()
+        } else {
+            self.settle_own(rope)
+        };
+        if !self.splitter || !self.splitting {
             return out;
         }
         for _ in 0..64 {
@@ -49,6 +35,105 @@ impl SharedState {
         out
     }
 
+    /// Moves this replica's own edits in the retired chunks marked dirty
+    /// (splits it just followed while its edits were in flight, undo that
+    /// reached a retired chunk) onto the chunks that replaced them, as one
+    /// local change. Everyone moves only their own edits, so nothing is
+    /// moved twice, and the author never sees its text leave: the split
+    /// and the move reach its rope in the same call.
+    pub(super) fn settle_own(&mut self, rope: &mut Rope) -> Vec<Change> {
+        let dirty = std::mem::take(&mut self.dirty);
+        let me = self.am.get_actor().clone();
+        let jobs: Vec<(ObjId, ChangeHash)> = dirty
+            .into_iter()
+            .filter_map(|obj| {
+                let rec = self.retired.get(&obj)?;
+                let newest = self.newest_after(&rec.at, &me)?;
+                Some((obj, newest))
+            })
+            .collect();
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let result = self.edit(rope, |ed| {
+            for (obj, newest) in &jobs {
+                ed.settle(obj, &me, *newest)?;
+            }
+            Ok(())
+        });
+        // (A move into a chunk that could not be followed marks it again;
+        // trying again would not help.)
+        self.dirty.clear();
+        match result {
+            Ok(((), changes)) => {
+                self.settled |= !changes.is_empty();
+                changes
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Layout owner: moves the edits that `actor` made to chunks while the
+    /// owner split them, for a peer that left before it saw the split (and
+    /// so never moved them itself). Call when a peer leaves for good.
+    /// Returns the rope changes made.
+    pub(crate) fn settle_for(&mut self, rope: &mut Rope, actor: &ActorId) -> Vec<Change> {
+        if !self.splitter || self.retired.is_empty() || actor == self.am.get_actor() {
+            return Vec::new();
+        }
+        // The peer's newest change, and every change not in its past: a
+        // split among those is one the peer never saw. (Reads the whole
+        // history's metadata once; only when a peer leaves.)
+        let Some(newest) = self
+            .am
+            .get_changes_meta(&[])
+            .into_iter()
+            .filter(|c| *c.actor == *actor)
+            .max_by_key(|c| c.seq)
+            .map(|c| c.hash)
+        else {
+            return Vec::new();
+        };
+        let unseen: HashSet<ChangeHash> = self
+            .am
+            .get_changes_meta(&[newest])
+            .into_iter()
+            .map(|c| c.hash)
+            .collect();
+        let jobs: Vec<ObjId> = self
+            .retired
+            .iter_mut()
+            .filter(|(_, rec)| {
+                !rec.settled_for.contains(actor) && rec.at.iter().all(|h| unseen.contains(h))
+            })
+            .map(|(obj, rec)| {
+                rec.settled_for.push(actor.clone());
+                obj.clone()
+            })
+            .collect();
+        if jobs.is_empty() {
+            return Vec::new();
+        }
+        let result = self.edit(rope, |ed| {
+            for obj in &jobs {
+                ed.settle(obj, actor, newest)?;
+            }
+            Ok(())
+        });
+        self.dirty.clear();
+        result.map(|((), changes)| changes).unwrap_or_default()
+    }
+
+    /// The newest change by `actor` that is not in the past of `heads`.
+    pub(super) fn newest_after(&self, heads: &[ChangeHash], actor: &ActorId) -> Option<ChangeHash> {
+        self.am
+            .get_changes_meta(heads)
+            .into_iter()
+            .filter(|c| *c.actor == *actor)
+            .max_by_key(|c| c.seq)
+            .map(|c| c.hash)
+    }
+
     /// Replaces chunk `i` by a group of fresh chunks holding its text, as
     /// one change. The text is unchanged; the old chunk is retired.
     pub(super) fn split(&mut self, i: usize) -> Result<(), AutomergeError> {
@@ -65,7 +150,7 @@ impl SharedState {
         let piece = (self.split_churn / 4).clamp(1, CHUNK_CHARS);
         match split_into_group(&mut tx, &parent, sub, &text, piece) {
             Ok((group, chunks, refs)) => {
-                tx.commit();
+                let (hash, _) = tx.commit();
                 self.max_op = None;
                 self.unflushed = true;
                 let pieces = chunks.iter().filter_map(|c| c.obj.clone()).collect();
@@ -75,11 +160,12 @@ impl SharedState {
                 self.retired.insert(
                     obj,
                     Retired {
-                        text: text.chars().collect(),
                         pieces,
                         refs,
                         author: self.am.get_actor().clone(),
-                        at: Vec::new(),
+                        at: hash.into_iter().collect(),
+                        moved: HashMap::new(),
+                        settled_for: Vec::new(),
                     },
                 );
                 Ok(())
@@ -91,35 +177,13 @@ impl SharedState {
         }
     }
 
-    /// Layout owner: queues for repair the retired chunks that `changes`
-    /// touch (made by peers that had not seen the split yet, or their undo).
-    pub(super) fn note_retired_edits(&mut self, changes: &[automerge::Change]) {
-        if !self.splitter || self.retired.is_empty() {
-            return;
-        }
-        for change in changes {
-            let Ok(expanded) = contain("change", || change.decode()) else {
-                continue;
-            };
-            for op in expanded.operations {
-                if let automerge::legacy::ObjectId::Id(automerge::legacy::OpId(ctr, actor)) = op.obj
-                {
-                    let id = ObjId::Id(ctr, actor, 0);
-                    if self.retired.contains_key(&id) && !self.dirty.contains(&id) {
-                        self.dirty.push(id);
-                    }
-                }
-            }
-        }
-    }
-
     /// Not the layout owner: when the table changed by one chunk giving way
     /// to new ones made by one change (the owner split it), records which
     /// new char stands for each char the chunk had in that change, as the
-    /// owner does. Our undo entries that name the old chunk
-    /// are then carried out on the new chunks at once (see
-    /// `ChunkEditor::apply_stable`) instead of landing in the retired chunk and
-    /// showing only when the owner's repair comes back a round trip later.
+    /// owner does. Our undo entries that name the old chunk are then
+    /// carried out on the new chunks (see `ChunkEditor::translate_stable`),
+    /// and our edits that raced the split are moved there
+    /// (`ChunkEditor::settle`).
     pub(super) fn follow_split(&mut self, old_mid: &[Chunk], pre: usize, suf: usize) {
         let new_objs: HashSet<&ObjId> = self.chunks.iter().filter_map(|c| c.obj.as_ref()).collect();
         let gone: Vec<ObjId> = old_mid
@@ -189,14 +253,18 @@ impl SharedState {
         if refs.len() != text.len() {
             return;
         }
+        // Our own edits that were in flight as the split was made are in
+        // the old chunk: `maintain` moves them.
+        self.dirty.push(retired.clone());
         self.retired.insert(
             retired,
             Retired {
-                text,
                 pieces,
                 refs,
                 author,
                 at: heads,
+                moved: HashMap::new(),
+                settled_for: Vec::new(),
             },
         );
     }

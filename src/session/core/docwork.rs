@@ -237,12 +237,13 @@ impl SessionCore {
                 for v in viewers {
                     self.send_raw(v, bytes.clone());
                 }
-                // Applying it may have made the host split a chunk, or move
-                // the guest's edit off a chunk it had just split: those are
-                // host changes, for every viewer (the sender included).
+                // Applying it may have made the host split a chunk: a
+                // host change, for every viewer (the sender included).
                 self.local_edit(&path, store);
             }
-            None => {}
+            // Following a split may have made the guest move its own edits
+            // that raced it: its change, for the host.
+            None => self.local_edit(&path, store),
         }
     }
 

@@ -112,8 +112,11 @@ impl SessionCore {
             return;
         };
         if let Some(h) = self.host_mut() {
-            for f in h.files.values_mut() {
+            for (path, f) in h.files.iter_mut() {
                 f.viewers.remove(&id);
+                for (actor, _) in f.actors.iter().filter(|(_, owner)| **owner == id) {
+                    h.departed.push((path.clone(), actor.clone()));
+                }
             }
         }
         for other in self.participants.values_mut() {

@@ -193,6 +193,10 @@ struct HostSide {
     approval: GuestApproval,
     files: BTreeMap<String, SharedFile>,
     pending: BTreeMap<PendingId, String>,
+    /// (path, actor) of guests that left: edits of theirs that raced a
+    /// split they never saw are moved for them (`Document::settle_for`)
+    /// at the next call that has the store.
+    departed: Vec<(String, ActorId)>,
 }
 
 #[derive(Debug, Default)]
@@ -297,6 +301,7 @@ impl SessionCore {
             approval,
             files: BTreeMap::new(),
             pending: BTreeMap::new(),
+            departed: Vec::new(),
         });
         let mut core = Self::with(role, SessionState::Starting, profile, HOST_PARTICIPANT_ID);
         core.participants = participants;
@@ -587,7 +592,39 @@ impl SessionCore {
             _ if self.is_host() => self.host_net(ev, store),
             _ => self.guest_net(ev, store),
         }
+        self.settle_departed(store);
         self.flush();
+    }
+
+    /// Host: moves the racing edits of guests that left (see
+    /// `HostSide::departed`), and sends the result to the viewers.
+    fn settle_departed(&mut self, store: &mut dyn DocStore) {
+        let Some(h) = self.host_mut() else { return };
+        if h.departed.is_empty() {
+            return;
+        }
+        let departed = std::mem::take(&mut h.departed);
+        let mut touched = BTreeSet::new();
+        for (path, actor) in departed {
+            if self.jobs.contains_key(&path) {
+                // Detached for a worker: try again later.
+                if let Some(h) = self.host_mut() {
+                    h.departed.push((path, actor));
+                }
+                continue;
+            }
+            if let Some(doc) = store.doc_mut(&path) {
+                let changes = doc.settle_for(&actor);
+                if !changes.is_empty() {
+                    store.remote_changed(&path, &changes);
+                    self.push(SessionEvent::Changed { path: path.clone() });
+                    touched.insert(path);
+                }
+            }
+        }
+        for path in touched {
+            self.local_edit(&path, store);
+        }
     }
 
     // -------------------------------------------------------- driver calls
