@@ -28,7 +28,8 @@
 use std::collections::HashMap;
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 
 use serde_json::{json, Value};
 
@@ -144,8 +145,9 @@ enum Wake {
 /// `lshed share ROOT --headless`. Returns the exit code.
 pub fn run_host(root: PathBuf, profile: Profile, opts: SessionOptions) -> i32 {
     let (tx, rx) = mpsc::channel();
-    let core = SessionCore::host(root.clone(), profile, opts, notifier(&tx));
-    run(core, HeadlessStore::host(root), tx, rx)
+    let woken = Arc::new(AtomicBool::new(false));
+    let core = SessionCore::host(root.clone(), profile, opts, notifier(&tx, &woken));
+    run(core, HeadlessStore::host(root), tx, rx, woken)
 }
 
 /// `lshed join LINK --headless`. Returns the exit code.
@@ -163,13 +165,21 @@ pub fn run_guest(link: &str, profile: Profile, opts: SessionOptions) -> i32 {
         }
     };
     let (tx, rx) = mpsc::channel();
-    let core = SessionCore::join(link, profile, opts, notifier(&tx));
-    run(core, HeadlessStore::guest(), tx, rx)
+    let woken = Arc::new(AtomicBool::new(false));
+    let core = SessionCore::join(link, profile, opts, notifier(&tx, &woken));
+    run(core, HeadlessStore::guest(), tx, rx, woken)
 }
 
-fn notifier(tx: &mpsc::Sender<Wake>) -> super::runtime::Notify {
+/// Wakes the loop for network news. At most one wake-up waits in the
+/// queue (`woken`): a command read meanwhile is answered after at most one
+/// slice of a flood's work, not after one slice per queued event.
+fn notifier(tx: &mpsc::Sender<Wake>, woken: &Arc<AtomicBool>) -> super::runtime::Notify {
     let tx = std::sync::Mutex::new(tx.clone());
+    let woken = woken.clone();
     Box::new(move || {
+        if woken.swap(true, Ordering::AcqRel) {
+            return;
+        }
         if let Ok(tx) = tx.lock() {
             let _ = tx.send(Wake::Net);
         }
@@ -187,6 +197,7 @@ fn run(
     mut store: HeadlessStore,
     tx: mpsc::Sender<Wake>,
     rx: mpsc::Receiver<Wake>,
+    woken: Arc<AtomicBool>,
 ) -> i32 {
     std::thread::spawn(move || {
         let stdin = std::io::stdin();
@@ -240,7 +251,10 @@ fn run(
     let mut started = false;
     while let Ok(wake) = rx.recv() {
         match wake {
-            Wake::Net => core.poll(&mut store),
+            Wake::Net => {
+                woken.store(false, Ordering::Release);
+                core.poll(&mut store)
+            }
             Wake::Line(line) if !line.trim().is_empty() => command(&mut core, &mut store, &line),
             Wake::Line(_) => {}
             Wake::BadLine(message) => emit(Event::Error { cmd: None, message }.to_json()),

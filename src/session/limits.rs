@@ -14,6 +14,20 @@ pub const WATCH_INTERVAL: Duration = Duration::from_millis(300);
 /// of chars or a backlog, which can cost seconds.
 pub const OFF_THREAD_CHANGE_BYTES: usize = 64 * 1024;
 
+/// Longest stretch [`crate::session::SessionCore::poll`] spends on network
+/// events before it returns to the driver (and wakes it to come back):
+/// under a flood of remote edits the driver still draws frames and answers
+/// its own commands between slices. Well under a frame at 60 Hz.
+pub const POLL_SLICE: Duration = Duration::from_millis(8);
+
+/// Most bytes of change messages from one peer for one file merged into
+/// one apply (a backlog): automerge applies a batch for little more than
+/// one change (benches/README.md, "Speed under load"), and a batch this
+/// size stays well under [`OFF_THREAD_CHANGE_BYTES`], so it is applied in
+/// place within a slice instead of making the document read-only for a
+/// worker.
+pub const MAX_BATCH_BYTES: usize = 32 * 1024;
+
 /// Room left in a frame for the rest of an `Opened` message around the
 /// text and CRDT state.
 pub const OPENED_OVERHEAD: usize = 64 * 1024;

@@ -142,6 +142,10 @@ pub fn run_loop<B: Backend>(
 where
     B::Error: Send + Sync + 'static,
 {
+    // A session wake-up seen after this frame's one was handled: the
+    // session has more (a flood, worked through in slices), taken right
+    // after the next frame is drawn.
+    let mut session_more = false;
     loop {
         terminal.draw(|f| app.render(f))?;
         for seq in app.pending_output.drain(..) {
@@ -151,14 +155,29 @@ where
         if app.should_quit {
             return Ok(());
         }
-        match rx.recv_timeout(TICK) {
-            Ok(ev) => app.handle_event(ev),
-            Err(RecvTimeoutError::Timeout) => app.handle_event(AppEvent::Tick),
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
-        }
+        let first = if std::mem::take(&mut session_more) {
+            AppEvent::SessionWake
+        } else {
+            match rx.recv_timeout(TICK) {
+                Ok(ev) => ev,
+                Err(RecvTimeoutError::Timeout) => AppEvent::Tick,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        };
+        let mut session_woke = matches!(first, AppEvent::SessionWake);
+        app.handle_event(first);
         // Apply everything already waiting before drawing again, so a
-        // paste or a burst of keys costs one frame.
+        // paste or a burst of keys costs one frame; but at most one slice
+        // of session work per frame, so a flood of remote edits never
+        // holds the screen or the keys back.
         while let Ok(ev) = rx.try_recv() {
+            if matches!(ev, AppEvent::SessionWake) {
+                if session_woke {
+                    session_more = true;
+                    continue;
+                }
+                session_woke = true;
+            }
             app.handle_event(ev);
             if app.should_quit {
                 break;

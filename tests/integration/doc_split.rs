@@ -741,7 +741,10 @@ fn a_guest_typing_at_any_rate_never_loses_sight_of_its_own_text() {
                         to_host.extend(guest.take_outgoing());
                         let now: HashSet<char> = guest.rope().chars().collect();
                         for c in typed.difference(&deleted) {
-                            assert!(now.contains(c), "seed {seed} step {step}: {c:?} left the guest's view");
+                            assert!(
+                                now.contains(c),
+                                "seed {seed} step {step}: {c:?} left the guest's view"
+                            );
                         }
                         for c in &own_deleted {
                             assert!(!now.contains(c), "seed {seed} step {step}: {c:?} came back");
@@ -769,7 +772,10 @@ fn a_guest_typing_at_any_rate_never_loses_sight_of_its_own_text() {
         for c in typed.difference(&deleted) {
             assert!(seen.contains(c), "seed {seed}: {c:?} lost");
         }
-        assert!(host.shared_state().unwrap().retired_count() > 5, "seed {seed}: few splits");
+        assert!(
+            host.shared_state().unwrap().retired_count() > 5,
+            "seed {seed}: few splits"
+        );
         check_mirror(&host);
         check_mirror(&guest);
     }

@@ -705,7 +705,10 @@ impl ChunkEditor<'_, '_> {
             .collect();
         // Its deletes: chars of the split text missing from its view. Their
         // stand-ins go (back to front, so that positions hold).
-        let kept: HashSet<usize> = view.iter().filter_map(|(c, _)| index.get(c).copied()).collect();
+        let kept: HashSet<usize> = view
+            .iter()
+            .filter_map(|(c, _)| index.get(c).copied())
+            .collect();
         for k in (0..then.len()).rev() {
             if kept.contains(&k) {
                 continue;
@@ -789,10 +792,9 @@ impl ChunkEditor<'_, '_> {
                 Err(()) => return None,
             }
             let rec = self.retired.get(&piece)?;
-            let k = self
-                .tx
-                .list_range_at(&piece, .., &rec.at)
-                .position(|item| matches!(item.id(), ObjId::Id(c, ref a, _) if c == ctr && *a == author))?;
+            let k = self.tx.list_range_at(&piece, .., &rec.at).position(
+                |item| matches!(item.id(), ObjId::Id(c, ref a, _) if c == ctr && *a == author),
+            )?;
             let &(p, next) = rec.refs.get(k)?;
             piece = rec.pieces.get(p as usize)?.clone();
             ctr = next;

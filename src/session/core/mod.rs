@@ -98,7 +98,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use super::protocol::{
     decode_guest, decode_host, encode_msg, DirEntry, GuestToHost, HostToGuest, ParticipantId,
@@ -115,8 +115,8 @@ use crate::net::limits::{HOST_PARTICIPANT_ID, MAX_FRAME_LEN};
 use crate::net::{CloseCode, CloseReason, InviteLink, Path};
 use crate::workspace;
 
+use super::limits::{MAX_BATCH_BYTES, OPENED_OVERHEAD, POLL_SLICE, SNAPSHOT_REFRESH_BYTES};
 pub use super::limits::{OFF_THREAD_CHANGE_BYTES, WATCH_INTERVAL};
-use super::limits::{OPENED_OVERHEAD, SNAPSHOT_REFRESH_BYTES};
 
 mod docwork;
 mod guest;
@@ -235,6 +235,9 @@ pub struct SessionCore {
     runtime: Option<SessionRuntime>,
     /// `poll` should return now (and be woken again) so the driver can draw.
     yield_to_driver: bool,
+    /// Network events taken from the runtime and not yet handled (see
+    /// [`SessionCore::poll`]).
+    inbox: VecDeque<NetEvent>,
     /// Document work running off the driver thread.
     workers: Workers,
     /// Paths whose document is with a worker (or has no CRDT state until
@@ -330,6 +333,7 @@ impl SessionCore {
             outbox: Vec::new(),
             runtime: None,
             yield_to_driver: false,
+            inbox: VecDeque::new(),
             workers: Workers::default(),
             jobs: HashMap::new(),
             snapshot_jobs: HashMap::new(),
@@ -364,6 +368,7 @@ impl SessionCore {
         while let Some(done) = self.workers.next(false) {
             self.doc_work_done(done, store);
         }
+        let started = Instant::now();
         loop {
             if std::mem::take(&mut self.yield_to_driver) {
                 // A file's text just arrived: let the driver draw it before
@@ -373,12 +378,98 @@ impl SessionCore {
                 }
                 break;
             }
-            let Some(ev) = self.runtime.as_ref().and_then(|rt| rt.try_recv()) else {
+            if let Some(rt) = &self.runtime {
+                self.inbox.extend(std::iter::from_fn(|| rt.try_recv()));
+            }
+            let Some(ev) = self.next_event() else {
                 break;
             };
             self.handle_net(ev, store);
+            if started.elapsed() >= POLL_SLICE {
+                // A flood: give the driver its turn (a frame, its own
+                // commands), and come back for the rest.
+                if let Some(rt) = &self.runtime {
+                    rt.wake();
+                }
+                break;
+            }
         }
         self.flush();
+    }
+
+    /// Whether network events wait in the core's inbox (a flood that
+    /// [`SessionCore::poll`] is working through in slices).
+    pub fn busy(&self) -> bool {
+        !self.inbox.is_empty()
+    }
+
+    /// The next event to handle: the inbox's first, with the change
+    /// messages that follow it from the same peer for the same file
+    /// merged in (up to [`MAX_BATCH_BYTES`]), so that a backlog is applied
+    /// as one batch (automerge applies many changes at once for little
+    /// more than one) and forwarded as one message.
+    fn next_event(&mut self) -> Option<NetEvent> {
+        let ev = self.inbox.pop_front()?;
+        let NetEvent::Message { from, bytes } = ev else {
+            return Some(ev);
+        };
+        // (The usual case, one keystroke and nothing behind it: not
+        // decoded twice.)
+        let follows =
+            matches!(self.inbox.front(), Some(NetEvent::Message { from: f, .. }) if *f == from);
+        if !follows {
+            return Some(NetEvent::Message { from, bytes });
+        }
+        let Some((path, mut changes)) = self.sync_of(&bytes) else {
+            return Some(NetEvent::Message { from, bytes });
+        };
+        let mut merged = 0;
+        while changes.len() < MAX_BATCH_BYTES {
+            let Some(NetEvent::Message {
+                from: next,
+                bytes: more,
+            }) = self.inbox.front()
+            else {
+                break;
+            };
+            if *next != from {
+                break;
+            }
+            match self.sync_of(more) {
+                Some((p, more)) if p == path => {
+                    changes.extend_from_slice(&more);
+                    merged += 1;
+                    self.inbox.pop_front();
+                }
+                _ => break,
+            }
+        }
+        if merged == 0 {
+            return Some(NetEvent::Message { from, bytes });
+        }
+        let bytes = if self.is_host() {
+            encode_msg(&GuestToHost::Sync { path, changes })
+        } else {
+            encode_msg(&HostToGuest::Sync { path, changes })
+        };
+        // (A message that re-encodes past the frame limit cannot happen:
+        // MAX_BATCH_BYTES is far below it.)
+        bytes.ok().map(|bytes| NetEvent::Message { from, bytes })
+    }
+
+    /// The path and changes of a change message for our role.
+    fn sync_of(&self, bytes: &[u8]) -> Option<(String, Vec<u8>)> {
+        if self.is_host() {
+            match decode_guest(bytes) {
+                Ok(GuestToHost::Sync { path, changes }) => Some((path, changes)),
+                _ => None,
+            }
+        } else {
+            match decode_host(bytes) {
+                Ok(HostToGuest::Sync { path, changes }) => Some((path, changes)),
+                _ => None,
+            }
+        }
     }
 
     /// Blocks until every piece of document work started so far (and any
