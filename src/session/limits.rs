@@ -28,6 +28,13 @@ pub const POLL_SLICE: Duration = Duration::from_millis(8);
 /// worker.
 pub const MAX_BATCH_BYTES: usize = 32 * 1024;
 
+/// Bytes of one peer's messages that may wait for the session core at once
+/// (taken from the network, not yet handled). Past it that peer's stream is
+/// not read, and QUIC's flow control slows the sender: a flood waits in
+/// the sender's own queue, not in ours. A few dozen batches of keystrokes;
+/// a message larger than this is still taken, alone.
+pub const INBOUND_CREDIT_BYTES: usize = 256 * 1024;
+
 /// Room left in a frame for the rest of an `Opened` message around the
 /// text and CRDT state.
 pub const OPENED_OVERHEAD: usize = 64 * 1024;

@@ -39,6 +39,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
+use super::limits::INBOUND_CREDIT_BYTES;
 use super::{Profile, SessionOptions};
 use crate::config::ConnectionMode;
 use crate::net::limits::{GRACEFUL_CLOSE_TIMEOUT, HOST_PARTICIPANT_ID};
@@ -174,6 +175,7 @@ pub enum NetCommand {
 /// A running session's I/O thread. Dropping it shuts down and joins.
 pub struct SessionRuntime {
     notify: Arc<dyn Fn() + Send + Sync>,
+    credits: Credits,
     commands: mpsc::UnboundedSender<NetCommand>,
     events: std::sync::mpsc::Receiver<NetEvent>,
     thread: Option<JoinHandle<()>>,
@@ -189,6 +191,44 @@ impl std::fmt::Debug for SessionRuntime {
 struct Emitter {
     tx: std::sync::mpsc::Sender<NetEvent>,
     notify: Arc<dyn Fn() + Send + Sync>,
+    credits: Credits,
+}
+
+/// Each peer's allowance of message bytes handed to the core and not yet
+/// handled by it ([`SessionRuntime::handled`]): a peer's reader waits when
+/// it is spent, so a peer that sends faster than the core applies is
+/// slowed by QUIC's flow control (its stream stops being read), and what
+/// waits for the core stays bounded.
+#[derive(Clone, Default)]
+struct Credits(Arc<std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Semaphore>>>>);
+
+impl Credits {
+    fn add(&self, peer: u64) -> Arc<tokio::sync::Semaphore> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(INBOUND_CREDIT_BYTES));
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(peer, sem.clone());
+        }
+        sem
+    }
+
+    fn remove(&self, peer: u64) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&peer);
+        }
+    }
+
+    fn give_back(&self, peer: u64, bytes: usize) {
+        let sem = self.0.lock().ok().and_then(|map| map.get(&peer).cloned());
+        if let Some(sem) = sem {
+            sem.add_permits(credit_of(bytes) as usize);
+        }
+    }
+}
+
+/// The credit a message of `len` bytes takes (one larger than the whole
+/// allowance takes all of it).
+fn credit_of(len: usize) -> u32 {
+    len.min(INBOUND_CREDIT_BYTES) as u32
 }
 
 impl Emitter {
@@ -230,9 +270,11 @@ impl SessionRuntime {
     {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = std::sync::mpsc::channel();
+        let credits = Credits::default();
         let emit = Emitter {
             tx: ev_tx,
             notify: Arc::from(notify),
+            credits: credits.clone(),
         };
         let fallback = emit.clone();
         let notify = emit.notify.clone();
@@ -263,6 +305,7 @@ impl SessionRuntime {
         };
         SessionRuntime {
             notify,
+            credits,
             commands: cmd_tx,
             events: ev_rx,
             thread,
@@ -288,6 +331,14 @@ impl SessionRuntime {
     /// The next event, if any (never blocks).
     pub fn try_recv(&self) -> Option<NetEvent> {
         self.events.try_recv().ok()
+    }
+
+    /// The core has handled a [`NetEvent::Message`] of `bytes` bytes from
+    /// `peer`: that peer may send that much more (see
+    /// [`INBOUND_CREDIT_BYTES`]). Every message taken must be handed back
+    /// this way, or that peer's reading stops for good.
+    pub fn handled(&self, peer: u64, bytes: usize) {
+        self.credits.give_back(peer, bytes);
     }
 
     /// Whether the thread has ended (or never started).
@@ -325,6 +376,32 @@ enum Closing {
     Dropped,
     /// Now: the peer fell too far behind.
     TooSlow,
+}
+
+/// Closes `conn` as `close` asks; returns why it ended.
+async fn closing_reason(
+    conn: PeerConnection,
+    close: Option<Closing>,
+    detail_rx: &mut Option<oneshot::Receiver<String>>,
+) -> CloseReason {
+    match close {
+        Some(Closing::Graceful(code)) => {
+            conn.close(code).await;
+            CloseReason::Local(code)
+        }
+        Some(Closing::TooSlow) => {
+            conn.close_now(CloseCode::TooSlow, "fell too far behind");
+            CloseReason::Local(CloseCode::TooSlow)
+        }
+        Some(Closing::Dropped) | None => {
+            let detail = match detail_rx.take() {
+                Some(rx) => rx.await.unwrap_or_default(),
+                None => String::new(),
+            };
+            conn.close_now(CloseCode::ProtocolViolation, &detail);
+            CloseReason::Local(CloseCode::ProtocolViolation)
+        }
+    }
 }
 
 /// One live peer: its command queue and the bytes waiting in it.
@@ -394,34 +471,37 @@ impl Peers {
             let _ = close_tx.send(Closing::Graceful(CloseCode::Left));
         });
         let emit = self.emit.clone();
+        let credit = emit.credits.add(id);
         self.tasks.spawn(async move {
             let mut detail_rx = Some(detail_rx);
             let reason = loop {
                 tokio::select! {
                     msg = conn.recv() => match msg {
-                        Some(bytes) => emit.emit(NetEvent::Message { from: id, bytes }),
+                        Some(bytes) => {
+                            // Wait until the core has room (its handled
+                            // messages give credit back); meanwhile this
+                            // peer's stream is not read.
+                            let wanted = credit_of(bytes.len());
+                            let closing = tokio::select! {
+                                got = credit.acquire_many(wanted) => {
+                                    if let Ok(permit) = got {
+                                        permit.forget();
+                                    }
+                                    None
+                                }
+                                close = close_rx.recv() => Some(close),
+                            };
+                            emit.emit(NetEvent::Message { from: id, bytes });
+                            if let Some(close) = closing {
+                                break closing_reason(conn, close, &mut detail_rx).await;
+                            }
+                        }
                         None => break conn.close_reason().unwrap_or(CloseReason::Lost("closed".into())),
                     },
-                    close = close_rx.recv() => match close {
-                        Some(Closing::Graceful(code)) => {
-                            conn.close(code).await;
-                            break CloseReason::Local(code);
-                        }
-                        Some(Closing::TooSlow) => {
-                            conn.close_now(CloseCode::TooSlow, "fell too far behind");
-                            break CloseReason::Local(CloseCode::TooSlow);
-                        }
-                        Some(Closing::Dropped) | None => {
-                            let detail = match detail_rx.take() {
-                                Some(rx) => rx.await.unwrap_or_default(),
-                                None => String::new(),
-                            };
-                            conn.close_now(CloseCode::ProtocolViolation, &detail);
-                            break CloseReason::Local(CloseCode::ProtocolViolation);
-                        }
-                    },
+                    close = close_rx.recv() => break closing_reason(conn, close, &mut detail_rx).await,
                 }
             };
+            emit.credits.remove(id);
             emit.emit(NetEvent::PeerClosed { id, reason });
         });
         self.ctl.insert(

@@ -381,10 +381,17 @@ impl SessionCore {
             if let Some(rt) = &self.runtime {
                 self.inbox.extend(std::iter::from_fn(|| rt.try_recv()));
             }
-            let Some(ev) = self.next_event() else {
+            let mut taken = Vec::new();
+            let Some(ev) = self.next_event(&mut taken) else {
                 break;
             };
             self.handle_net(ev, store);
+            // Handled: the peers may send that much more.
+            if let Some(rt) = &self.runtime {
+                for (from, len) in taken {
+                    rt.handled(from, len);
+                }
+            }
             if started.elapsed() >= POLL_SLICE {
                 // A flood: give the driver its turn (a frame, its own
                 // commands), and come back for the rest.
@@ -408,11 +415,13 @@ impl SessionCore {
     /// merged in (up to [`MAX_BATCH_BYTES`]), so that a backlog is applied
     /// as one batch (automerge applies many changes at once for little
     /// more than one) and forwarded as one message.
-    fn next_event(&mut self) -> Option<NetEvent> {
+    /// Each message taken is added to `taken` (sender, length).
+    fn next_event(&mut self, taken: &mut Vec<(u64, usize)>) -> Option<NetEvent> {
         let ev = self.inbox.pop_front()?;
         let NetEvent::Message { from, bytes } = ev else {
             return Some(ev);
         };
+        taken.push((from, bytes.len()));
         // (The usual case, one keystroke and nothing behind it: not
         // decoded twice.)
         let follows =
@@ -439,7 +448,9 @@ impl SessionCore {
                 Some((p, more)) if p == path => {
                     changes.extend_from_slice(&more);
                     merged += 1;
-                    self.inbox.pop_front();
+                    if let Some(NetEvent::Message { bytes, .. }) = self.inbox.pop_front() {
+                        taken.push((from, bytes.len()));
+                    }
                 }
                 _ => break,
             }
