@@ -14,6 +14,7 @@ mod doc_split;
 mod doc_traces;
 mod e2e_editor;
 mod e2e_session;
+mod flood;
 mod join_page;
 mod keys;
 mod net_abuse;
