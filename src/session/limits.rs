@@ -35,6 +35,11 @@ pub const MAX_BATCH_BYTES: usize = 32 * 1024;
 /// a message larger than this is still taken, alone.
 pub const INBOUND_CREDIT_BYTES: usize = 256 * 1024;
 
+/// A guest's local changes are held (and then sent as one message per
+/// file) while more than this many bytes it sent wait in its queue
+/// towards the host: the host, or the network, is slower than its typing.
+pub const COALESCE_ABOVE_BYTES: usize = 64 * 1024;
+
 /// Room left in a frame for the rest of an `Opened` message around the
 /// text and CRDT state.
 pub const OPENED_OVERHEAD: usize = 64 * 1024;

@@ -39,7 +39,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
-use super::limits::INBOUND_CREDIT_BYTES;
+use super::limits::{COALESCE_ABOVE_BYTES, INBOUND_CREDIT_BYTES};
 use super::{Profile, SessionOptions};
 use crate::config::ConnectionMode;
 use crate::net::limits::{GRACEFUL_CLOSE_TIMEOUT, HOST_PARTICIPANT_ID};
@@ -176,6 +176,7 @@ pub enum NetCommand {
 pub struct SessionRuntime {
     notify: Arc<dyn Fn() + Send + Sync>,
     credits: Credits,
+    backlogs: Backlogs,
     commands: mpsc::UnboundedSender<NetCommand>,
     events: std::sync::mpsc::Receiver<NetEvent>,
     thread: Option<JoinHandle<()>>,
@@ -192,6 +193,7 @@ struct Emitter {
     tx: std::sync::mpsc::Sender<NetEvent>,
     notify: Arc<dyn Fn() + Send + Sync>,
     credits: Credits,
+    backlogs: Backlogs,
 }
 
 /// Each peer's allowance of message bytes handed to the core and not yet
@@ -201,6 +203,11 @@ struct Emitter {
 /// waits for the core stays bounded.
 #[derive(Clone, Default)]
 struct Credits(Arc<std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Semaphore>>>>);
+
+/// Each peer's count of bytes queued towards it and not yet handed to its
+/// connection (see [`SessionRuntime::backlog`]).
+#[derive(Clone, Default)]
+struct Backlogs(Arc<std::sync::Mutex<HashMap<u64, Arc<AtomicUsize>>>>);
 
 impl Credits {
     fn add(&self, peer: u64) -> Arc<tokio::sync::Semaphore> {
@@ -271,10 +278,12 @@ impl SessionRuntime {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = std::sync::mpsc::channel();
         let credits = Credits::default();
+        let backlogs = Backlogs::default();
         let emit = Emitter {
             tx: ev_tx,
             notify: Arc::from(notify),
             credits: credits.clone(),
+            backlogs: backlogs.clone(),
         };
         let fallback = emit.clone();
         let notify = emit.notify.clone();
@@ -306,6 +315,7 @@ impl SessionRuntime {
         SessionRuntime {
             notify,
             credits,
+            backlogs,
             commands: cmd_tx,
             events: ev_rx,
             thread,
@@ -339,6 +349,19 @@ impl SessionRuntime {
     /// this way, or that peer's reading stops for good.
     pub fn handled(&self, peer: u64, bytes: usize) {
         self.credits.give_back(peer, bytes);
+    }
+
+    /// Bytes queued towards `peer` and not yet handed to its connection
+    /// (0 for no such peer). When it falls back under
+    /// [`COALESCE_ABOVE_BYTES`] the driver is woken, so that changes held
+    /// meanwhile go out.
+    pub fn backlog(&self, peer: u64) -> usize {
+        self.backlogs
+            .0
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&peer).map(|b| b.load(Ordering::Relaxed)))
+            .unwrap_or(0)
     }
 
     /// Whether the thread has ended (or never started).
@@ -439,7 +462,11 @@ impl Peers {
         let (detail_tx, detail_rx) = oneshot::channel::<String>();
         let sender = conn.sender();
         let backlog = Arc::new(AtomicUsize::new(0));
+        if let Ok(mut map) = self.emit.backlogs.0.lock() {
+            map.insert(id, backlog.clone());
+        }
         let queued = backlog.clone();
+        let drained = self.emit.clone();
         let close_now = close_tx.clone();
         let counted = conn.sender();
         // Writer: in-order sends; closes go to the reader *after* every
@@ -453,7 +480,11 @@ impl Peers {
                         if sender.send(bytes).await.is_err() {
                             // Closed: the reader reports why.
                         }
-                        queued.fetch_sub(n, Ordering::Relaxed);
+                        let before = queued.fetch_sub(n, Ordering::Relaxed);
+                        if before > COALESCE_ABOVE_BYTES && before - n <= COALESCE_ABOVE_BYTES {
+                            // The core may hold changes until now.
+                            (drained.notify)();
+                        }
                     }
                     PeerCtl::Close(code) => {
                         let _ = close_tx.send(Closing::Graceful(code));
@@ -502,6 +533,9 @@ impl Peers {
                 }
             };
             emit.credits.remove(id);
+            if let Ok(mut map) = emit.backlogs.0.lock() {
+                map.remove(&id);
+            }
             emit.emit(NetEvent::PeerClosed { id, reason });
         });
         self.ctl.insert(

@@ -311,6 +311,8 @@ impl SessionCore {
         if self.is_host() {
             return self.end();
         }
+        // What was held while the link was busy goes before the goodbye.
+        self.send_held(None);
         self.finish("you left the session".into());
         self.flush();
     }

@@ -115,7 +115,9 @@ use crate::net::limits::{HOST_PARTICIPANT_ID, MAX_FRAME_LEN};
 use crate::net::{CloseCode, CloseReason, InviteLink, Path};
 use crate::workspace;
 
-use super::limits::{MAX_BATCH_BYTES, OPENED_OVERHEAD, POLL_SLICE, SNAPSHOT_REFRESH_BYTES};
+use super::limits::{
+    COALESCE_ABOVE_BYTES, MAX_BATCH_BYTES, OPENED_OVERHEAD, POLL_SLICE, SNAPSHOT_REFRESH_BYTES,
+};
 pub use super::limits::{OFF_THREAD_CHANGE_BYTES, WATCH_INTERVAL};
 
 mod docwork;
@@ -238,6 +240,9 @@ pub struct SessionCore {
     /// Network events taken from the runtime and not yet handled (see
     /// [`SessionCore::poll`]).
     inbox: VecDeque<NetEvent>,
+    /// Guest: local changes held while the link was busy, by path (see
+    /// `local_edit`).
+    held_out: BTreeMap<String, Vec<u8>>,
     /// Document work running off the driver thread.
     workers: Workers,
     /// Paths whose document is with a worker (or has no CRDT state until
@@ -334,6 +339,7 @@ impl SessionCore {
             runtime: None,
             yield_to_driver: false,
             inbox: VecDeque::new(),
+            held_out: BTreeMap::new(),
             workers: Workers::default(),
             jobs: HashMap::new(),
             snapshot_jobs: HashMap::new(),
@@ -367,6 +373,9 @@ impl SessionCore {
     pub fn poll(&mut self, store: &mut dyn DocStore) {
         while let Some(done) = self.workers.next(false) {
             self.doc_work_done(done, store);
+        }
+        if !self.held_out.is_empty() && !self.link_busy() && self.is_active() {
+            self.send_held(None);
         }
         let started = Instant::now();
         loop {
@@ -602,6 +611,11 @@ impl SessionCore {
     }
 
     fn send_to<T: serde::Serialize>(&mut self, to: ParticipantId, msg: &T) {
+        if to == HOST_PARTICIPANT_ID && !self.held_out.is_empty() {
+            // Changes held while the link was busy go first: the host
+            // must see them before anything said after them (a save).
+            self.send_held(None);
+        }
         match encode_msg(msg) {
             Ok(bytes) if bytes.len() <= MAX_FRAME_LEN => {
                 self.outbox.push(NetCommand::Send { to, bytes })
@@ -761,15 +775,45 @@ impl SessionCore {
                     self.send_raw(v, enc.clone());
                 }
             }
-            Role::Guest(_) => self.send_to(
-                HOST_PARTICIPANT_ID,
-                &GuestToHost::Sync {
-                    path: msg_path,
-                    changes: bytes,
-                },
-            ),
+            Role::Guest(_) => {
+                // While the link to the host is busy (what we sent is still
+                // queued), changes are held and go as one message once it
+                // is not: the cost per edit falls as the rate rises, and
+                // our queue does not grow with a flood.
+                let busy = self.link_busy();
+                let held = self.held_out.entry(msg_path).or_default();
+                held.extend_from_slice(&bytes);
+                if !busy || held.len() >= MAX_BATCH_BYTES {
+                    self.send_held(Some(path));
+                }
+            }
         }
         self.flush();
+    }
+
+    /// Guest: whether the queue towards the host holds more than
+    /// [`COALESCE_ABOVE_BYTES`] not yet handed to the connection.
+    fn link_busy(&self) -> bool {
+        self.runtime
+            .as_ref()
+            .is_some_and(|rt| rt.backlog(HOST_PARTICIPANT_ID) > COALESCE_ABOVE_BYTES)
+    }
+
+    /// Guest: sends the changes held while the link was busy (for `only`
+    /// that path, or all), one message per file.
+    fn send_held(&mut self, only: Option<&str>) {
+        let paths: Vec<String> = match only {
+            Some(p) => vec![p.to_string()],
+            None => self.held_out.keys().cloned().collect(),
+        };
+        for path in paths {
+            let Some(changes) = self.held_out.remove(&path) else {
+                continue;
+            };
+            // (Each removal shrinks `held_out`, so `send_to` sending the
+            // rest first ends.)
+            self.send_to(HOST_PARTICIPANT_ID, &GuestToHost::Sync { path, changes });
+        }
     }
 
     /// Host: the driver renamed `from` to `to` (shared paths) on disk
