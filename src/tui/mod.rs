@@ -16,6 +16,7 @@ pub mod collab;
 pub mod input;
 pub mod keymap;
 pub mod render;
+pub mod term_out;
 pub mod theme;
 pub mod tree_pane;
 
@@ -33,6 +34,7 @@ use crossterm::terminal::{
 use crossterm::{cursor, execute};
 use ratatui::backend::{Backend, CrosstermBackend};
 use ratatui::Terminal;
+use term_out::QuietBackend;
 
 pub use app::{App, AppEvent};
 
@@ -116,7 +118,9 @@ fn run_with(
     spawn_input_thread(tx.clone());
     spawn_signal_thread(tx);
     let result = (|| -> anyhow::Result<()> {
-        let mut terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        // A frame is buffered whole and leaves in one write (see term_out).
+        let out = io::BufWriter::with_capacity(1 << 16, io::stdout());
+        let mut terminal = Terminal::new(QuietBackend::new(CrosstermBackend::new(out)))?;
         run_loop(&mut terminal, &mut app, &rx, &mut io::stdout())
     })();
     // End or leave the session cleanly (guests are told) before exiting.
@@ -134,7 +138,7 @@ fn run_with(
 /// The event loop, generic over the backend: draw, wait for an event,
 /// apply it (and everything else already queued), repeat.
 pub fn run_loop<B: Backend>(
-    terminal: &mut Terminal<B>,
+    terminal: &mut Terminal<QuietBackend<B>>,
     app: &mut App,
     rx: &Receiver<AppEvent>,
     out: &mut dyn Write,
@@ -165,6 +169,9 @@ where
             }
         };
         let mut session_woke = matches!(first, AppEvent::SessionWake);
+        if matches!(first, AppEvent::Term(crossterm::event::Event::Resize(..))) {
+            terminal.backend().size_changed();
+        }
         app.handle_event(first);
         // Apply everything already waiting before drawing again, so a
         // paste or a burst of keys costs one frame; but at most one slice
@@ -177,6 +184,9 @@ where
                     continue;
                 }
                 session_woke = true;
+            }
+            if matches!(ev, AppEvent::Term(crossterm::event::Event::Resize(..))) {
+                terminal.backend().size_changed();
             }
             app.handle_event(ev);
             if app.should_quit {

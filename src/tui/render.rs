@@ -8,6 +8,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph};
 use ratatui::Frame;
+use unicode_segmentation::UnicodeSegmentation;
 
 use super::app::{App, Focus, Level, Overlay, Picker};
 use crate::editor::syntax::Span as HlSpan;
@@ -247,9 +248,28 @@ impl App {
             if is_cursor_line {
                 fb.set_style(Rect::new(area.x, y, area.width, 1), styles.cursorline);
             }
-            for g in text::graphemes(content) {
+            // The line as one string (borrowed when it lies in one rope
+            // chunk), cut to what can show: graphemes are then found in
+            // place, without a rope lookup or an allocation per char.
+            let shown = if wrap {
+                height * row_w
+            } else {
+                row_start_col + row_w
+            };
+            let visible = content.slice(..content.len_chars().min(shown.saturating_mul(2) + 256));
+            let line_text: std::borrow::Cow<'_, str> = match visible.as_str() {
+                Some(s) => s.into(),
+                None => visible.to_string().into(),
+            };
+            // (ASCII, the usual case, is one grapheme per byte: a line
+            // without its break holds no "\r\n".)
+            let ascii = line_text.is_ascii();
+            let mut bytes = (0..line_text.len()).map(|i| &line_text[i..i + 1]);
+            let mut clusters = line_text.graphemes(true);
+            let next_grapheme = move || if ascii { bytes.next() } else { clusters.next() };
+            for g in std::iter::from_fn(next_grapheme) {
                 let glen = g.chars().count();
-                let w = text::grapheme_width(&g, col, buf.tab_width);
+                let w = text::grapheme_width(g, col, buf.tab_width);
                 let abs = line_start + off;
                 if wrap && col + w > row_start_col + row_w && col > row_start_col {
                     // Next visual row.
@@ -302,11 +322,22 @@ impl App {
                         " ".repeat(visible_w).into()
                     } else if g.chars().all(|c| c.is_control()) {
                         style = style.patch(styles.whitespace);
-                        control_picture(&g).into()
+                        control_picture(g).into()
                     } else {
-                        g.as_str().into()
+                        g.into()
                     };
-                    fb.set_stringn(x, y, &symbol, visible_w, style);
+                    match fb.cell_mut((x, y)) {
+                        // One cell, one grapheme (nearly every cell): set
+                        // it directly; `set_stringn` would segment and
+                        // measure the grapheme again.
+                        Some(cell) if w == 1 && visible_w == 1 => {
+                            cell.set_symbol(&symbol);
+                            cell.set_style(style);
+                        }
+                        _ => {
+                            fb.set_stringn(x, y, &symbol, visible_w, style);
+                        }
+                    }
                 }
                 col += w;
                 off += glen;
