@@ -302,7 +302,7 @@ impl Fresh {
 /// a split as it follows the split, and carries its undo out on the new
 /// chunks, so the oracle holds for the undoer's chars too: nothing lost,
 /// nothing back from the dead, nothing twice.
-fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
+fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool, bursts: bool) {
     let mut rng = Rng(seed);
     let mut fresh = Fresh(0);
     let initial = fresh.take(300);
@@ -385,22 +385,36 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
             }
             1 => {
                 let g = rng.index(guests);
-                edit(
-                    &mut peers[g],
-                    &mut rng,
-                    &mut fresh,
-                    &mut inserted,
-                    &mut deleted,
-                    &mut reborn,
-                    guest_undo && g == 0,
-                );
-                if let Some(msg) = peers[g].take_outgoing() {
-                    to_host[g].push_back(msg);
+                // A burst: a script's edits, one message each, sent without
+                // waiting for anything.
+                let n = if bursts && rng.index(8) == 0 {
+                    20 + rng.index(180)
+                } else {
+                    1
+                };
+                for _ in 0..n {
+                    edit(
+                        &mut peers[g],
+                        &mut rng,
+                        &mut fresh,
+                        &mut inserted,
+                        &mut deleted,
+                        &mut reborn,
+                        guest_undo && g == 0,
+                    );
+                    if let Some(msg) = peers[g].take_outgoing() {
+                        to_host[g].push_back(msg);
+                    }
                 }
             }
             2 => {
                 let g = rng.index(guests);
-                if let Some(msg) = to_host[g].pop_front() {
+                // With bursts, what waits is applied as one batch (as the
+                // session merges queued messages).
+                let take = if bursts { 1 + rng.index(64) } else { 1 };
+                let batch: Vec<Vec<u8>> = (0..take).map_while(|_| to_host[g].pop_front()).collect();
+                if !batch.is_empty() {
+                    let msg = batch.concat();
                     host.apply_remote(&msg).unwrap();
                     for (o, q) in to_guest.iter_mut().enumerate() {
                         if o != g {
@@ -412,8 +426,11 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
             }
             _ => {
                 let g = rng.index(guests);
-                if let Some(msg) = to_guest[g].pop_front() {
-                    peers[g].apply_remote(&msg).unwrap();
+                let take = if bursts { 1 + rng.index(64) } else { 1 };
+                let batch: Vec<Vec<u8>> =
+                    (0..take).map_while(|_| to_guest[g].pop_front()).collect();
+                if !batch.is_empty() {
+                    peers[g].apply_remote(&batch.concat()).unwrap();
                     // What it moved as it followed a split.
                     if let Some(out) = peers[g].take_outgoing() {
                         to_host[g].push_back(out);
@@ -481,14 +498,30 @@ fn star_run(seed: u64, guests: usize, steps: usize, guest_undo: bool) {
 #[test]
 fn random_star_sessions_with_constant_splitting_lose_and_resurrect_nothing() {
     for seed in 1..=60u64 {
-        star_run(seed * 7919, 1 + (seed as usize % 3), 600, false);
+        star_run(seed * 7919, 1 + (seed as usize % 3), 600, false, false);
     }
 }
 
 #[test]
 fn random_star_sessions_with_guest_undo_lose_nothing_of_others() {
     for seed in 1..=40u64 {
-        star_run(seed * 104_729, 1 + (seed as usize % 3), 600, true);
+        star_run(seed * 104_729, 1 + (seed as usize % 3), 600, true, false);
+    }
+}
+
+/// Scripts in a star: guests send bursts of up to 200 edits without
+/// waiting, and each side applies what waits for it in batches of up to
+/// 64 messages, while the host splits every 40 chars of churn.
+#[test]
+fn random_star_sessions_with_bursts_lose_and_resurrect_nothing() {
+    for seed in 1..=30u64 {
+        star_run(
+            seed * 65_537,
+            1 + (seed as usize % 3),
+            300,
+            seed % 2 == 0,
+            true,
+        );
     }
 }
 
