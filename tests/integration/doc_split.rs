@@ -514,11 +514,11 @@ fn random_star_sessions_with_guest_undo_lose_nothing_of_others() {
 /// 64 messages, while the host splits every 40 chars of churn.
 #[test]
 fn random_star_sessions_with_bursts_lose_and_resurrect_nothing() {
-    for seed in 1..=30u64 {
+    for seed in 1..=8u64 {
         star_run(
             seed * 65_537,
             1 + (seed as usize % 3),
-            300,
+            250,
             seed % 2 == 0,
             true,
         );
