@@ -105,8 +105,12 @@ impl<B: Backend> Backend for QuietBackend<B> {
     }
 
     fn clear(&mut self) -> Result<(), Self::Error> {
+        // (A full clear follows a return from a suspend or a shell, when
+        // the terminal may have been resized without an event reaching
+        // us: ask its size again too.)
         self.cursor_at = None;
         self.cursor_shown = None;
+        self.size.set(None);
         self.inner.clear()
     }
 

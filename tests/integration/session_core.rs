@@ -1135,3 +1135,45 @@ fn renaming_an_open_file_retargets_everyones_document() {
     );
     assert!(!dir.path().join("docs").exists(), "the old path came back");
 }
+
+/// A guest's edit raced the host's split of its chunk, and the guest left
+/// before it saw the split (so it never moved the edit itself): the host
+/// moves it when the guest is gone, and the others get it.
+#[test]
+fn the_host_moves_the_racing_edit_of_a_guest_that_left() {
+    let initial = format!("{}<<M>>{}", "a".repeat(300), "b".repeat(300));
+    let dir = folder(&[("f.txt", &initial)]);
+    let mut net = Net::new(dir.path(), 2, 29, false);
+    open_everywhere(&mut net, "f.txt");
+    let at = initial.find("<<M>>").unwrap() + 5;
+    net.edit(1, "f.txt", Change::insert(at, "LEFT"));
+    // The host types inside the same chunk until it splits it (its churn
+    // passes lshed::doc::SPLIT_CHURN), while guest 1's edit is in flight.
+    for _ in 0..5 {
+        net.edit(0, "f.txt", Change::insert(10, "H".repeat(900)));
+    }
+    let retired = net.nodes[0]
+        .store
+        .doc_mut("f.txt")
+        .and_then(|d| d.shared_state().map(|s| s.retired_count()))
+        .unwrap();
+    assert!(retired >= 1, "the host split the chunk");
+    net.deliver(1, 0);
+    assert!(!net.text(0, "f.txt").unwrap().contains("LEFT"), "raced");
+    {
+        let host = &mut net.nodes[0];
+        host.core.handle_net(
+            NetEvent::PeerClosed {
+                id: 1,
+                reason: lshed::net::CloseReason::Remote(lshed::net::CloseCode::Left),
+            },
+            &mut host.store,
+        );
+    }
+    net.collect();
+    let text = net.text(0, "f.txt").unwrap();
+    assert_eq!(text.matches("LEFT").count(), 1, "moved once");
+    assert!(text.contains("<<M>>LEFTbbb"), "in place");
+    net.pump_all();
+    assert_eq!(net.text(2, "f.txt").unwrap(), text, "guest 2 has it too");
+}
