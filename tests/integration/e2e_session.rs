@@ -309,3 +309,80 @@ fn a_guest_keeps_copies_when_the_session_ends_under_it() {
     host.keys("<C-q>d");
     host.wait_exit(Duration::from_secs(10));
 }
+
+/// A TUI host keeps drawing its own typing while a headless guest pipelines
+/// 20,000 edits of automerge-paper into the file it has open (the session
+/// works through the flood in slices, one per frame). Each host keystroke
+/// must reach its screen within a bound far under the flood's length;
+/// the figures are printed.
+#[test]
+fn a_tui_host_keeps_typing_while_a_guest_floods_its_file() {
+    use serde_json::json;
+    use std::io::Write;
+    let paper = crate::support::trace::load_named("automerge-paper");
+    let host_home = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("paper.txt"), &paper.start).unwrap();
+    identity(host_home.path(), "alice", "guest_approval = \"auto\"");
+    let mut host = PtyApp::spawn(&["."], shared.path(), host_home.path(), 100, 30);
+    let link = share(&mut host);
+    host.keys("<esc>");
+    host.keys("<C-p>");
+    host.keys("paper");
+    host.wait_text(" 1/");
+    host.keys("<ret>");
+    host.wait_text("paper.txt");
+
+    let mut cmd = headless::lshed();
+    cmd.args(["join", &link, "--headless"]);
+    let mut guest = headless::Peer::launch("flood", cmd, "[identity]\ndisplay_name = \"flood\"\n");
+    guest.wait_event("joined");
+    guest.open("paper.txt");
+    let mut script = String::new();
+    for (pos, del, ins) in paper.txns.iter().flatten().take(20_000) {
+        let line = json!({"cmd": "edit", "path": "paper.txt", "offset": pos,
+                          "delete": del, "insert": ins, "tag": "flood"});
+        script.push_str(&line.to_string());
+        script.push('\n');
+    }
+    let mut stdin = guest.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(script.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        stdin
+    });
+    // The host types a char the paper does not hold, and waits for it on
+    // its own screen, while the flood comes in.
+    let mut took = Vec::new();
+    for k in 1..=8 {
+        let sent = std::time::Instant::now();
+        host.send("¤".as_bytes());
+        host.wait_for(
+            "the host's keystroke on its screen",
+            Duration::from_secs(10),
+            |s| s.matches('¤').count() >= k,
+        );
+        took.push(sent.elapsed());
+    }
+    guest.stdin = Some(writer.join().unwrap());
+    took.sort();
+    eprintln!(
+        "host keystroke to its screen during the flood (incl. the harness's 30 ms pause \
+         and 20 ms polling): median {:?}, max {:?}",
+        took[took.len() / 2],
+        took[took.len() - 1]
+    );
+    // The host's typing reached the guest too, once each.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = guest.text("paper.txt");
+        if text.matches('¤').count() == 8 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the host's keys never reached the guest"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
