@@ -606,6 +606,29 @@ pub struct Highlighter {
     wanted: usize,
     /// Lines actually run through syntect (not served from the cache).
     parsed: u64,
+    /// The last window highlighted exactly, for the next frame: lines not
+    /// edited since are served from it without hashing, looking up or
+    /// cloning parser states (a redraw after a keystroke re-highlights the
+    /// edited line and checks that the state after it is unchanged).
+    window: Option<Window>,
+}
+
+/// See [`Highlighter`]'s `window`.
+#[derive(Debug)]
+struct Window {
+    first: usize,
+    /// The document's line count when it was made (any edit that changes
+    /// it drops the window).
+    total: usize,
+    /// Its length in chars then: a change of length with no edit reported
+    /// (a caller that forgot to) drops the window too.
+    chars: usize,
+    /// The state at the start of `first`.
+    start: State,
+    /// Per line: its spans and the state at the start of the next line.
+    lines: Vec<(Vec<Span>, State)>,
+    /// Lines edited since (text changed within the line).
+    touched: BTreeSet<usize>,
 }
 
 impl Highlighter {
@@ -631,6 +654,7 @@ impl Highlighter {
             line_buf: String::new(),
             wanted: 0,
             parsed: 0,
+            window: None,
         }
     }
 
@@ -643,6 +667,7 @@ impl Highlighter {
     /// state below `line`. Correct for any edit; prefer
     /// [`Highlighter::edited`], which keeps what is still usable.
     pub fn invalidate_from(&mut self, line: usize) {
+        self.window = None;
         // The state at the start of `line` depends only on the lines above.
         drop(self.exact.split_off(&(line + 1)));
         drop(self.stale.split_off(&(line + 1)));
@@ -656,6 +681,13 @@ impl Highlighter {
     /// 0)`, Enter `(line, 0, 1)`, joining two lines `(line, 1, 0)`). Cheap;
     /// the work happens on the next [`Highlighter::highlight_lines`].
     pub fn edited(&mut self, line: usize, removed_breaks: usize, inserted_breaks: usize) {
+        if removed_breaks == 0 && inserted_breaks == 0 {
+            if let Some(w) = self.window.as_mut() {
+                w.touched.insert(line);
+            }
+        } else {
+            self.window = None;
+        }
         let old_end = line.saturating_add(removed_breaks);
         // Old line number → new, or None if the line was inside the edit.
         let shift = |k: usize| {
@@ -707,6 +739,9 @@ impl Highlighter {
         }
         self.generation += 1;
         self.wanted = end;
+        if let Some(out) = self.from_window(syntax, rope, first, end) {
+            return out;
+        }
 
         let (mut state, exact) =
             match self.catch_up(syntax, rope, first, FAR_JUMP_LINES, true, true) {
@@ -716,14 +751,73 @@ impl Highlighter {
                     (self.approx_walk(syntax, rope, line, state, first), false)
                 }
             };
+        let window_start = state.clone();
         let mut out = Vec::with_capacity(end - first);
+        let mut ends = Vec::with_capacity(end - first);
         for line in first..end {
             self.checkpoint(line, &state, exact);
             out.push(self.highlight_line(syntax, rope, line, &mut state, true));
+            ends.push(state.clone());
         }
         self.checkpoint(end, &state, exact);
         self.evict();
+        self.window = exact.then(|| Window {
+            first,
+            total,
+            chars: rope.len_chars(),
+            start: window_start,
+            lines: out.iter().cloned().zip(ends).collect(),
+            touched: BTreeSet::new(),
+        });
         out
+    }
+
+    /// The same window as last time, from [`Highlighter`]'s `window`: the
+    /// lines edited since are highlighted again, from the state before
+    /// them, until the state after one matches what it was (the text below
+    /// is unchanged, so is its highlighting). `None` if the window moved
+    /// or the line count changed.
+    fn from_window(
+        &mut self,
+        syntax: &SyntaxReference,
+        rope: &Rope,
+        first: usize,
+        end: usize,
+    ) -> Option<Vec<Vec<Span>>> {
+        let mut w = self.window.take()?;
+        if w.first != first || w.first + w.lines.len() != end || w.total != rope.len_lines() {
+            return None;
+        }
+        if w.touched.is_empty() && w.chars != rope.len_chars() {
+            return None;
+        }
+        if w.touched.range(..first).next().is_some() {
+            // An edit above may change the state the window starts in.
+            return None;
+        }
+        let touched: Vec<usize> = w.touched.range(first..end).copied().collect();
+        let last_touched = touched.last().copied();
+        if let Some(&from) = touched.first() {
+            let mut state = match from.checked_sub(first + 1) {
+                None => w.start.clone(),
+                Some(i) => w.lines[i].1.clone(),
+            };
+            for line in from..end {
+                let spans = self.highlight_line(syntax, rope, line, &mut state, true);
+                let slot = &mut w.lines[line - first];
+                let settled = state == slot.1 && last_touched.is_none_or(|t| line >= t);
+                slot.0 = spans;
+                slot.1 = state.clone();
+                if settled {
+                    break;
+                }
+            }
+        }
+        w.touched.clear();
+        w.chars = rope.len_chars();
+        let out = w.lines.iter().map(|(spans, _)| spans.clone()).collect();
+        self.window = Some(w);
+        Some(out)
     }
 
     /// Background work: parse up to `max_lines` lines to extend the exact
@@ -1192,6 +1286,46 @@ mod tests {
         );
         let last = lines[0].last().copied();
         assert_eq!(last.map(|s| s.end), Some(line0.chars().count()));
+    }
+
+    /// The window reused from the last frame: after single-line edits
+    /// (one that opens a block comment, one that closes it, plain typing,
+    /// an edit above the window, a change nobody reported) the result is
+    /// what a fresh highlighter gives.
+    #[test]
+    fn the_reused_window_equals_a_fresh_highlighting_after_every_edit() {
+        let mut src = String::new();
+        for i in 0..120 {
+            src.push_str(&format!("let x{i} = \"s{i}\"; // c\n"));
+        }
+        let mut rope = Rope::from_str(&src);
+        let mut h = Highlighter::new(&lang("x.rs"));
+        let (first, count) = (40, 40);
+        let _ = h.highlight_lines(&rope, first, count);
+        // (line, char in line, text): each edit stays within its line.
+        let edits: [(usize, usize, &str); 6] = [
+            (50, 0, "/* "),
+            (52, 3, "z"),
+            (60, 0, "*/ "),
+            (45, 4, "q"),
+            (10, 0, "/*"),
+            (10, 0, "x"),
+        ];
+        for (k, (line, at, text)) in edits.into_iter().enumerate() {
+            let pos = rope.line_to_char(line) + at;
+            rope.insert(pos, text);
+            // The last edit is not reported: the window must not be used.
+            if k < edits.len() - 1 {
+                h.edited(line, 0, 0);
+            }
+            let got = h.highlight_lines(&rope, first, count);
+            let mut fresh = Highlighter::new(&lang("x.rs"));
+            assert_eq!(
+                got,
+                fresh.highlight_lines(&rope, first, count),
+                "after edit {k}"
+            );
+        }
     }
 
     #[test]
