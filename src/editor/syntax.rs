@@ -739,7 +739,7 @@ impl Highlighter {
         }
         self.generation += 1;
         self.wanted = end;
-        if let Some(out) = self.from_window(syntax, rope, first, end) {
+        if let Some(out) = self.reuse_window(syntax, rope, first, end) {
             return out;
         }
 
@@ -777,7 +777,7 @@ impl Highlighter {
     /// them, until the state after one matches what it was (the text below
     /// is unchanged, so is its highlighting). `None` if the window moved
     /// or the line count changed.
-    fn from_window(
+    fn reuse_window(
         &mut self,
         syntax: &SyntaxReference,
         rope: &Rope,
