@@ -19,6 +19,15 @@
 //! is closed at once with [`CloseCode::TooSlow`] rather than grow our
 //! memory without end.
 //!
+//! The other way, each peer's reader holds an allowance of
+//! [`INBOUND_CREDIT_BYTES`] of messages handed to the core and not yet
+//! handled by it ([`SessionRuntime::handled`] gives it back): a peer that
+//! sends faster than the core applies stops being read, and QUIC's flow
+//! control slows it down, so what waits for the core stays bounded. The
+//! driver is woken when a queue towards a peer drains below
+//! [`COALESCE_ABOVE_BYTES`] ([`SessionRuntime::backlog`]), so that a guest
+//! holding its changes while its link was busy sends them.
+//!
 //! A current-thread runtime: the session's I/O is light (a few messages per
 //! keystroke), and on a machine with few cores a thread pool would only
 //! compete with the UI thread.

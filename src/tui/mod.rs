@@ -5,7 +5,11 @@
 //! normal quit, a panic (hook), SIGTERM and SIGHUP (a signal thread turns
 //! them into events so the loop exits through the same door). Everything
 //! else ([`App`]) is independent of the terminal and is driven in tests
-//! with scripted events on ratatui's `TestBackend`.
+//! with scripted events on ratatui's `TestBackend`. Frames reach the
+//! terminal through [`term_out::QuietBackend`] (one write per frame,
+//! nothing for an unchanged one), and the loop takes at most one slice of
+//! session work per frame, so a flood of remote edits never holds the
+//! screen or the keys back.
 //!
 //! May depend on: editor and everything below it, ratatui, crossterm.
 

@@ -52,6 +52,23 @@
 //!   ones are applied inline: a keystroke costs about 0.3 ms, less than a
 //!   trip to a worker. The host forwards a message once it is applied.
 //!
+//! # Floods (a script editing at machine speed)
+//!
+//! [`SessionCore::poll`] takes network events into an inbox and merges
+//! change messages that follow each other from one peer for one file (up
+//! to [`MAX_BATCH_BYTES`]) into one apply and one forward: automerge
+//! applies a batch for little more than one change, where one by one a
+//! backlog costs time quadratic in it. It returns to the driver after
+//! [`POLL_SLICE`] of such work and wakes it to come back, so frames and the
+//! driver's own commands never wait behind a backlog. The runtime reads a
+//! peer only while the core has room for it (see `runtime.rs`), and a guest
+//! whose queue to the host is busy holds its changes and sends them as one
+//! message per file (`held_out`). What a replica typed into a chunk the
+//! host was splitting is moved by that replica as it follows the split
+//! (the `doc` layer), so its own view never loses text however far ahead
+//! of the host it types; the host moves it for a guest that left first
+//! (`settle_departed`).
+//!
 //! While a path's work is pending, messages for it (changes, and on the
 //! host opens and saves that must see the detached document's result) are
 //! queued and handled in arrival order once it is done, so per-file order
