@@ -28,9 +28,7 @@ impl App {
         if area.width == 0 || area.height == 0 {
             return;
         }
-        frame
-            .buffer_mut()
-            .set_style(area, self.theme.style("ui.background"));
+        fill_style(frame.buffer_mut(), area, self.theme.style("ui.background"));
         let status = Rect::new(area.x, area.y + area.height - 1, area.width, 1);
         let mut body = Rect::new(area.x, area.y, area.width, area.height - 1);
         // Tabs only when there is room for text under them.
@@ -75,7 +73,7 @@ impl App {
         let base = self.theme.style("ui.tabs");
         let active = self.theme.style("ui.tabs.active");
         let buf = frame.buffer_mut();
-        buf.set_style(area, base);
+        fill_style(buf, area, base);
         self.layout.tabs.clear();
         let mut x = area.x;
         let end = area.x + area.width;
@@ -130,7 +128,7 @@ impl App {
         let focused = self.focus == Focus::Tree;
         let text_w = area.width.saturating_sub(1);
         let buf = frame.buffer_mut();
-        buf.set_style(area, base);
+        fill_style(buf, area, base);
         let open_path = self.editor.buffer().and_then(|b| b.path.clone());
         for (i, row) in rows.iter().enumerate().skip(self.tree_scroll).take(h) {
             let y = area.y + (i - self.tree_scroll) as u16;
@@ -246,7 +244,7 @@ impl App {
             let mut y = text_area.y + rows.len() as u16;
             rows.push(Some((line, row_start_col)));
             if is_cursor_line {
-                fb.set_style(Rect::new(area.x, y, area.width, 1), styles.cursorline);
+                fill_style(fb, Rect::new(area.x, y, area.width, 1), styles.cursorline);
             }
             // The line as one string (borrowed when it lies in one rope
             // chunk), cut to what can show: graphemes are then found in
@@ -280,7 +278,7 @@ impl App {
                     y = text_area.y + rows.len() as u16;
                     rows.push(Some((line, row_start_col)));
                     if is_cursor_line {
-                        fb.set_style(Rect::new(area.x, y, area.width, 1), styles.cursorline);
+                        fill_style(fb, Rect::new(area.x, y, area.width, 1), styles.cursorline);
                     }
                 }
                 if !wrap && col >= row_start_col + row_w {
@@ -398,7 +396,7 @@ impl App {
         let style = self.theme.style("ui.prompt");
         let dim = self.theme.style("ui.text.dim");
         let fb = frame.buffer_mut();
-        fb.set_style(area, style);
+        fill_style(fb, area, style);
         let (count, current) = match self.editor.buffer() {
             Some(b) => {
                 let n = b.matches.ranges().len();
@@ -519,7 +517,7 @@ impl App {
             left.push(Span::styled(format!(" {place}"), base));
         }
         let fb = frame.buffer_mut();
-        fb.set_style(area, base);
+        fill_style(fb, area, base);
         let left_line = Line::from(left);
         let lw = left_line.width() as u16;
         // The right part yields to the left when space runs short.
@@ -1120,5 +1118,25 @@ mod tests {
         let cut = fit_name("漢字漢字漢字漢字漢字", 15);
         assert!(crate::editor::text::str_width(&cut) <= 15, "{cut}");
         assert!(cut.ends_with('…'));
+    }
+}
+
+/// `Buffer::set_style` a row at a time: ratatui's looks every cell up by
+/// position (bounds checks and an index computation per cell), which was a
+/// tenth of a frame when the whole screen's background is set.
+fn fill_style(buf: &mut ratatui::buffer::Buffer, area: Rect, style: Style) {
+    let area = buf.area.intersection(area);
+    if area.is_empty() {
+        return;
+    }
+    let width = buf.area.width as usize;
+    for y in area.top()..area.bottom() {
+        let row = (y - buf.area.y) as usize * width;
+        let from = row + (area.x - buf.area.x) as usize;
+        if let Some(cells) = buf.content.get_mut(from..from + area.width as usize) {
+            for cell in cells {
+                cell.set_style(style);
+            }
+        }
     }
 }
