@@ -1102,25 +1102,6 @@ fn render_welcome(frame: &mut Frame<'_>, area: Rect, app: &App) {
     );
 }
 
-#[cfg(test)]
-mod tests {
-    use super::fit_name;
-
-    #[test]
-    fn long_names_are_cut_to_their_column() {
-        assert_eq!(fit_name("bob", 15), "bob");
-        assert_eq!(fit_name("a".repeat(15).as_str(), 15), "a".repeat(15));
-        assert_eq!(
-            fit_name("Maximilian-Alexander von Humboldt", 15),
-            "Maximilian-Ale…"
-        );
-        // Wide chars count two columns.
-        let cut = fit_name("漢字漢字漢字漢字漢字", 15);
-        assert!(crate::editor::text::str_width(&cut) <= 15, "{cut}");
-        assert!(cut.ends_with('…'));
-    }
-}
-
 /// `Buffer::set_style` a row at a time: ratatui's looks every cell up by
 /// position (bounds checks and an index computation per cell), which was a
 /// tenth of a frame when the whole screen's background is set.
@@ -1138,5 +1119,24 @@ fn fill_style(buf: &mut ratatui::buffer::Buffer, area: Rect, style: Style) {
                 cell.set_style(style);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_name;
+
+    #[test]
+    fn long_names_are_cut_to_their_column() {
+        assert_eq!(fit_name("bob", 15), "bob");
+        assert_eq!(fit_name("a".repeat(15).as_str(), 15), "a".repeat(15));
+        assert_eq!(
+            fit_name("Maximilian-Alexander von Humboldt", 15),
+            "Maximilian-Ale…"
+        );
+        // Wide chars count two columns.
+        let cut = fit_name("漢字漢字漢字漢字漢字", 15);
+        assert!(crate::editor::text::str_width(&cut) <= 15, "{cut}");
+        assert!(cut.ends_with('…'));
     }
 }
