@@ -184,8 +184,7 @@ pub enum NetCommand {
 /// A running session's I/O thread. Dropping it shuts down and joins.
 pub struct SessionRuntime {
     notify: Arc<dyn Fn() + Send + Sync>,
-    credits: Credits,
-    backlogs: Backlogs,
+    gauges: Gauges,
     commands: mpsc::UnboundedSender<NetCommand>,
     events: std::sync::mpsc::Receiver<NetEvent>,
     thread: Option<JoinHandle<()>>,
@@ -201,30 +200,35 @@ impl std::fmt::Debug for SessionRuntime {
 struct Emitter {
     tx: std::sync::mpsc::Sender<NetEvent>,
     notify: Arc<dyn Fn() + Send + Sync>,
-    credits: Credits,
-    backlogs: Backlogs,
+    gauges: Gauges,
 }
 
-/// Each peer's allowance of message bytes handed to the core and not yet
-/// handled by it ([`SessionRuntime::handled`]): a peer's reader waits when
-/// it is spent, so a peer that sends faster than the core applies is
-/// slowed by QUIC's flow control (its stream stops being read), and what
-/// waits for the core stays bounded.
+/// What the runtime and the core both watch of each peer: its allowance
+/// of message bytes handed to the core and not yet handled by it
+/// ([`SessionRuntime::handled`]; a peer's reader waits when it is spent,
+/// so a peer that sends faster than the core applies is slowed by QUIC's
+/// flow control and what waits for the core stays bounded), and the bytes
+/// queued towards it not yet handed to its connection
+/// ([`SessionRuntime::backlog`]).
 #[derive(Clone, Default)]
-struct Credits(Arc<std::sync::Mutex<HashMap<u64, Arc<tokio::sync::Semaphore>>>>);
+struct Gauges(Arc<std::sync::Mutex<HashMap<u64, PeerGauge>>>);
 
-/// Each peer's count of bytes queued towards it and not yet handed to its
-/// connection (see [`SessionRuntime::backlog`]).
-#[derive(Clone, Default)]
-struct Backlogs(Arc<std::sync::Mutex<HashMap<u64, Arc<AtomicUsize>>>>);
+#[derive(Clone)]
+struct PeerGauge {
+    credit: Arc<tokio::sync::Semaphore>,
+    backlog: Arc<AtomicUsize>,
+}
 
-impl Credits {
-    fn add(&self, peer: u64) -> Arc<tokio::sync::Semaphore> {
-        let sem = Arc::new(tokio::sync::Semaphore::new(INBOUND_CREDIT_BYTES));
+impl Gauges {
+    fn add(&self, peer: u64) -> PeerGauge {
+        let gauge = PeerGauge {
+            credit: Arc::new(tokio::sync::Semaphore::new(INBOUND_CREDIT_BYTES)),
+            backlog: Arc::new(AtomicUsize::new(0)),
+        };
         if let Ok(mut map) = self.0.lock() {
-            map.insert(peer, sem.clone());
+            map.insert(peer, gauge.clone());
         }
-        sem
+        gauge
     }
 
     fn remove(&self, peer: u64) {
@@ -233,11 +237,8 @@ impl Credits {
         }
     }
 
-    fn give_back(&self, peer: u64, bytes: usize) {
-        let sem = self.0.lock().ok().and_then(|map| map.get(&peer).cloned());
-        if let Some(sem) = sem {
-            sem.add_permits(credit_of(bytes) as usize);
-        }
+    fn get(&self, peer: u64) -> Option<PeerGauge> {
+        self.0.lock().ok().and_then(|map| map.get(&peer).cloned())
     }
 }
 
@@ -286,13 +287,11 @@ impl SessionRuntime {
     {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = std::sync::mpsc::channel();
-        let credits = Credits::default();
-        let backlogs = Backlogs::default();
+        let gauges = Gauges::default();
         let emit = Emitter {
             tx: ev_tx,
             notify: Arc::from(notify),
-            credits: credits.clone(),
-            backlogs: backlogs.clone(),
+            gauges: gauges.clone(),
         };
         let fallback = emit.clone();
         let notify = emit.notify.clone();
@@ -323,8 +322,7 @@ impl SessionRuntime {
         };
         SessionRuntime {
             notify,
-            credits,
-            backlogs,
+            gauges,
             commands: cmd_tx,
             events: ev_rx,
             thread,
@@ -357,7 +355,9 @@ impl SessionRuntime {
     /// [`INBOUND_CREDIT_BYTES`]). Every message taken must be handed back
     /// this way, or that peer's reading stops for good.
     pub fn handled(&self, peer: u64, bytes: usize) {
-        self.credits.give_back(peer, bytes);
+        if let Some(g) = self.gauges.get(peer) {
+            g.credit.add_permits(credit_of(bytes) as usize);
+        }
     }
 
     /// Bytes queued towards `peer` and not yet handed to its connection
@@ -365,12 +365,9 @@ impl SessionRuntime {
     /// [`COALESCE_ABOVE_BYTES`] the driver is woken, so that changes held
     /// meanwhile go out.
     pub fn backlog(&self, peer: u64) -> usize {
-        self.backlogs
-            .0
-            .lock()
-            .ok()
-            .and_then(|map| map.get(&peer).map(|b| b.load(Ordering::Relaxed)))
-            .unwrap_or(0)
+        self.gauges
+            .get(peer)
+            .map_or(0, |g| g.backlog.load(Ordering::Relaxed))
     }
 
     /// Whether the thread has ended (or never started).
@@ -470,10 +467,7 @@ impl Peers {
         let (close_tx, mut close_rx) = mpsc::unbounded_channel::<Closing>();
         let (detail_tx, detail_rx) = oneshot::channel::<String>();
         let sender = conn.sender();
-        let backlog = Arc::new(AtomicUsize::new(0));
-        if let Ok(mut map) = self.emit.backlogs.0.lock() {
-            map.insert(id, backlog.clone());
-        }
+        let PeerGauge { credit, backlog } = self.emit.gauges.add(id);
         let queued = backlog.clone();
         let drained = self.emit.clone();
         let close_now = close_tx.clone();
@@ -511,7 +505,6 @@ impl Peers {
             let _ = close_tx.send(Closing::Graceful(CloseCode::Left));
         });
         let emit = self.emit.clone();
-        let credit = emit.credits.add(id);
         self.tasks.spawn(async move {
             let mut detail_rx = Some(detail_rx);
             let reason = loop {
@@ -541,10 +534,7 @@ impl Peers {
                     close = close_rx.recv() => break closing_reason(conn, close, &mut detail_rx).await,
                 }
             };
-            emit.credits.remove(id);
-            if let Ok(mut map) = emit.backlogs.0.lock() {
-                map.remove(&id);
-            }
+            emit.gauges.remove(id);
             emit.emit(NetEvent::PeerClosed { id, reason });
         });
         self.ctl.insert(

@@ -84,14 +84,7 @@ impl SharedState {
         // The peer's newest change, and every change not in its past: a
         // split among those is one the peer never saw. (Reads the whole
         // history's metadata once; only when a peer leaves.)
-        let Some(newest) = self
-            .am
-            .get_changes_meta(&[])
-            .into_iter()
-            .filter(|c| *c.actor == *actor)
-            .max_by_key(|c| c.seq)
-            .map(|c| c.hash)
-        else {
+        let Some(newest) = self.newest_after(&[], actor) else {
             return Vec::new();
         };
         let unseen: HashSet<ChangeHash> = self
